@@ -1,0 +1,92 @@
+"""Sliding-window self-attention whose cost is linear in sequence length.
+
+Tokens attend to keys with |i - j| <= window and to real (unmasked) keys only. The sequence is cut into
+blocks of `window` queries; each block sees its own and both neighbouring blocks' keys (3 * window), which
+covers every allowed key, so one call to `F.scaled_dot_product_attention` over [B * blocks, heads, W, 3W]
+costs O(L * W) instead of O(L^2). The same mask is used in training and in sampling.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def _neighbour_blocks(x: Tensor) -> Tensor:
+    """[B, nb, W, ...] -> [B, nb, 3W, ...]: each block's previous, own and next block, zero beyond the ends."""
+    pad = [0, 0] * (x.dim() - 3) + [0, 0, 1, 1]
+    padded = F.pad(x, pad)
+    return torch.cat([padded[:, :-2], padded[:, 1:-1], padded[:, 2:]], dim=2)
+
+
+def local_attention_mask(mask: Tensor, window: int, block: int) -> Tensor:
+    """Bool mask [B, nb, block, 3*block] for block-local attention; True = may attend.
+
+    `mask` is [B, Lp] with Lp a multiple of `block`. A query always sees itself, so padded queries have one
+    key and softmax never gets an empty row (which would give NaN).
+    """
+    batch, padded_len = mask.shape
+    num_blocks = padded_len // block
+    query_pos = torch.arange(block, device=mask.device)[:, None]
+    key_pos = torch.arange(3 * block, device=mask.device)[None, :] - block
+    offset = key_pos - query_pos  # [block, 3*block], j - i
+    band = offset.abs() <= window
+    is_self = offset == 0
+    key_real = _neighbour_blocks(mask.view(batch, num_blocks, block))  # [B, nb, 3*block]
+    return (band & key_real[:, :, None, :]) | is_self
+
+
+def local_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, window: int, dropout_p: float = 0.0) -> Tensor:
+    """Attention of q, k, v [B, heads, L, d] restricted to |i - j| <= window and real keys; returns [B, heads, L, d]."""
+    batch, heads, length, head_dim = q.shape
+    # Blocks no longer than the sequence: short inputs do not pay for a full window of padding.
+    block = max(1, min(window, length))
+    num_blocks = -(-length // block)
+    pad = num_blocks * block - length
+    if pad:
+        q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
+        mask = F.pad(mask, (0, pad), value=False)
+
+    def blocks(t: Tensor) -> Tensor:  # [B, h, Lp, d] -> [B, nb, h, block, d]
+        return t.view(batch, heads, num_blocks, block, head_dim).transpose(1, 2)
+
+    qb = blocks(q)
+    kb = _neighbour_blocks(blocks(k).transpose(2, 3)).transpose(2, 3)  # [B, nb, h, 3*block, d]
+    vb = _neighbour_blocks(blocks(v).transpose(2, 3)).transpose(2, 3)
+    attn_mask = local_attention_mask(mask, window, block)[:, :, None]  # [B, nb, 1, block, 3*block]
+
+    flat = batch * num_blocks
+    out = F.scaled_dot_product_attention(
+        qb.reshape(flat, heads, block, head_dim),
+        kb.reshape(flat, heads, 3 * block, head_dim),
+        vb.reshape(flat, heads, 3 * block, head_dim),
+        attn_mask=attn_mask.reshape(flat, 1, block, 3 * block),
+        dropout_p=dropout_p,
+    )
+    out = out.view(batch, num_blocks, heads, block, head_dim).transpose(1, 2)
+    return out.reshape(batch, heads, num_blocks * block, head_dim)[:, :, :length]
+
+
+class LocalSelfAttention(nn.Module):
+    """Multi-head self-attention over a sliding window of `window` tokens on each side."""
+
+    def __init__(self, hidden_size: int, num_heads: int, window: int, dropout: float = 0.0):
+        super().__init__()
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.window = window
+        self.dropout = dropout
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
+        self.proj = nn.Linear(hidden_size, hidden_size)
+        self.proj_drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        batch, length, hidden = x.shape
+        qkv = self.qkv(x).view(batch, length, 3, self.num_heads, hidden // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, heads, L, d]
+        dropout_p = self.dropout if self.training else 0.0
+        y = local_attention(q, k, v, mask, self.window, dropout_p)
+        y = y.transpose(1, 2).reshape(batch, length, hidden)
+        return self.proj_drop(self.proj(y))

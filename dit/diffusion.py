@@ -1,0 +1,293 @@
+"""The diffusion objective apart from the network: cosine schedule, training loss, samplers, guidance.
+
+Time is continuous, t in [0, 1] (t = 1 is pure noise), variance preserving: x_t = alpha_t x0 + sigma_t eps
+with alpha_t^2 = alpha_bar(t) from the cosine schedule and sigma_t^2 = 1 - alpha_t^2.
+
+Samplers share one signature (after k-diffusion): `sample_<name>(model_fn, x, steps, *, extra_args, callback,
+disable, generator)` where `model_fn(x, t, **extra_args)` returns the denoised x0 (wrap a network with
+`denoiser`). `x` is the starting noise, N(0, I).
+
+Prediction target: MEASUREMENT_PENDING
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+from torch import Tensor
+from tqdm.auto import trange
+
+Prediction = Literal["eps", "v"]
+PREDICTIONS: tuple[str, ...] = ("eps", "v")
+DEFAULT_PREDICTION: Prediction = "v"
+
+COSINE_OFFSET = 0.008  # s in Nichol & Dhariwal: keeps beta from being tiny near t = 0
+ALPHA_BAR_MIN = 1e-6  # as their beta clip at 0.999: alpha never reaches 0, so x0 = f(eps) stays finite
+X0_RANGE = 1.0  # positions are normalized to [-1, 1]
+
+ModelFn = Callable[..., Tensor]
+
+
+#################################################################################
+#                               Noise schedule                                  #
+#################################################################################
+
+
+def alpha_bar(t: Tensor) -> Tensor:
+    """Cosine schedule, Nichol & Dhariwal 2021 (arXiv:2102.09672), eq. 17, in continuous time."""
+    s = COSINE_OFFSET
+    f = torch.cos((t.double() + s) / (1 + s) * math.pi / 2) ** 2
+    f0 = math.cos(s / (1 + s) * math.pi / 2) ** 2
+    return (f / f0).clamp(ALPHA_BAR_MIN, 1.0)
+
+
+def alpha_sigma(t: Tensor) -> tuple[Tensor, Tensor]:
+    """Signal and noise scales (alpha_t, sigma_t) at times t, float64."""
+    ab = alpha_bar(t)
+    return ab.sqrt(), (1 - ab).sqrt()
+
+
+def _expand(v: Tensor, like: Tensor) -> Tensor:
+    """Per-item scale [B] -> [B, 1, ...] broadcastable against `like`, in its dtype."""
+    return v.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
+
+
+def q_sample(x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+    """Sample x_t ~ q(x_t | x0)."""
+    alpha, sigma = alpha_sigma(t)
+    return _expand(alpha, x0) * x0 + _expand(sigma, x0) * noise
+
+
+def predict_x0(output: Tensor, x: Tensor, t: Tensor, prediction: Prediction) -> Tensor:
+    """x0 implied by the network output (eps or v, Salimans & Ho 2022 arXiv:2202.00512) at x_t."""
+    alpha, sigma = alpha_sigma(t)
+    a, s = _expand(alpha, x), _expand(sigma, x)
+    if prediction == "eps":
+        return (x - s * output) / a
+    if prediction == "v":
+        return a * x - s * output
+    raise ValueError(f"unknown prediction {prediction!r}, expected one of {PREDICTIONS}")
+
+
+def training_target(x0: Tensor, noise: Tensor, t: Tensor, prediction: Prediction) -> Tensor:
+    if prediction == "eps":
+        return noise
+    if prediction == "v":
+        alpha, sigma = alpha_sigma(t)
+        return _expand(alpha, x0) * noise - _expand(sigma, x0) * x0
+    raise ValueError(f"unknown prediction {prediction!r}, expected one of {PREDICTIONS}")
+
+
+#################################################################################
+#                                  Training                                     #
+#################################################################################
+
+
+def masked_mean_per_item(values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Sum over real tokens of values [B, L, C] averaged over channels -> (per-item sum [B], real counts [B])."""
+    weights = mask.to(values.dtype)
+    per_token = values.mean(dim=-1)  # [B, L]
+    return (per_token * weights).sum(dim=1), weights.sum(dim=1)
+
+
+def training_losses(
+    model: ModelFn,
+    x0: Tensor,
+    model_kwargs: dict,
+    mask: Tensor,
+    *,
+    prediction: Prediction = DEFAULT_PREDICTION,
+    t: Tensor | None = None,
+    noise: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> dict[str, Tensor]:
+    """MSE of the network against its target on real tokens only.
+
+    Returns loss (mean over all real tokens of the batch), loss_per_item [B], x0_mse_per_item [B] (the same
+    error measured in normalized position space, comparable across prediction types) and the t used.
+    `model(x_t, t, mask=mask, **model_kwargs)` is called once.
+    """
+    batch = x0.shape[0]
+    if t is None:
+        t = torch.rand(batch, generator=generator, device=x0.device)
+    if noise is None:
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    x_t = q_sample(x0, t, noise)
+    output = model(x_t, t, mask=mask, **model_kwargs)
+    target = training_target(x0, noise, t, prediction)
+    sq_err = (output - target) ** 2
+    loss_sum, count = masked_mean_per_item(sq_err, mask)
+    with torch.no_grad():
+        x0_err = (predict_x0(output, x_t, t, prediction) - x0) ** 2
+        x0_sum, _ = masked_mean_per_item(x0_err, mask)
+    safe_count = count.clamp_min(1)
+    return {
+        "loss": loss_sum.sum() / count.sum().clamp_min(1),
+        "loss_per_item": loss_sum / safe_count,
+        "x0_mse_per_item": x0_sum / safe_count,
+        "t": t,
+    }
+
+
+#################################################################################
+#                            Guidance and denoiser                              #
+#################################################################################
+
+
+def guided(model_fn: ModelFn, cfg_scale: float, *, class_key: str = "style", null_class: int = 0) -> ModelFn:
+    """Classifier-free guidance (Ho & Salimans 2022, arXiv:2207.12598): out = u + s (c - u).
+
+    Conditional and unconditional halves run as one doubled batch; with cfg_scale == 1 the model is
+    returned unchanged, so guidance off costs a single pass. Put the model in eval mode first, or its
+    training-time label dropout mixes into the conditional half.
+    """
+    if cfg_scale == 1:
+        return model_fn
+
+    def fn(x: Tensor, t: Tensor, **kwargs) -> Tensor:
+        batch = x.shape[0]
+        doubled = {
+            k: torch.cat([v, v]) if isinstance(v, Tensor) and v.dim() > 0 and v.shape[0] == batch else v
+            for k, v in kwargs.items()
+        }
+        cond = kwargs[class_key]
+        doubled[class_key] = torch.cat([cond, torch.full_like(cond, null_class)])
+        out = model_fn(torch.cat([x, x]), torch.cat([t, t]), **doubled)
+        cond_out, uncond_out = out.chunk(2)
+        return uncond_out + cfg_scale * (cond_out - uncond_out)
+
+    return fn
+
+
+def denoiser(model_fn: ModelFn, prediction: Prediction = DEFAULT_PREDICTION, clip: bool = True) -> ModelFn:
+    """Turn a network (eps or v output) into the x0 predictor the samplers call, clipped to [-1, 1]."""
+
+    def fn(x: Tensor, t: Tensor, **kwargs) -> Tensor:
+        x0 = predict_x0(model_fn(x, t, **kwargs), x, t, prediction)
+        return x0.clamp(-X0_RANGE, X0_RANGE) if clip else x0
+
+    return fn
+
+
+#################################################################################
+#                                  Samplers                                     #
+#################################################################################
+
+
+def time_grid(steps: int, device: torch.device | str = "cpu") -> Tensor:
+    """steps + 1 times from 1 (noise) down to 0 (data), uniform in t (the cosine schedule spreads SNR)."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    return torch.linspace(1.0, 0.0, steps + 1, device=device, dtype=torch.float64)
+
+
+def _t_batch(t: Tensor, x: Tensor) -> Tensor:
+    return t.to(torch.float32).expand(x.shape[0]).contiguous()
+
+
+@torch.no_grad()
+def sample_ancestral(
+    model_fn: ModelFn,
+    x: Tensor,
+    steps: int,
+    *,
+    extra_args: dict | None = None,
+    callback: Callable[[dict], None] | None = None,
+    disable: bool = False,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """DDPM ancestral sampling (Ho et al. 2020, arXiv:2006.11239), respaced through the posterior q(x_s | x_t, x0)."""
+    extra_args = extra_args or {}
+    times = time_grid(steps, x.device)
+    for i in trange(steps, disable=disable, desc="ancestral"):
+        t, s = times[i], times[i + 1]
+        x0 = model_fn(x, _t_batch(t, x), **extra_args)
+        if callback is not None:
+            callback({"x": x, "i": i, "t": float(t), "denoised": x0})
+        if i == steps - 1:
+            x = x0
+            break
+        (alpha_t, sigma_t), (alpha_s, sigma_s) = alpha_sigma(t), alpha_sigma(s)
+        alpha_ts = alpha_t / alpha_s
+        var_ts = sigma_t**2 - alpha_ts**2 * sigma_s**2
+        mean = (alpha_ts * sigma_s**2 / sigma_t**2) * x + (alpha_s * var_ts / sigma_t**2) * x0
+        std = (var_ts * sigma_s**2 / sigma_t**2).sqrt()
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        x = (mean + std * noise).to(x.dtype)
+    return x
+
+
+@torch.no_grad()
+def sample_ddim(
+    model_fn: ModelFn,
+    x: Tensor,
+    steps: int,
+    *,
+    extra_args: dict | None = None,
+    callback: Callable[[dict], None] | None = None,
+    disable: bool = False,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Deterministic DDIM, eta = 0 (Song et al. 2020, arXiv:2010.02502)."""
+    extra_args = extra_args or {}
+    times = time_grid(steps, x.device)
+    for i in trange(steps, disable=disable, desc="ddim"):
+        t, s = times[i], times[i + 1]
+        x0 = model_fn(x, _t_batch(t, x), **extra_args)
+        if callback is not None:
+            callback({"x": x, "i": i, "t": float(t), "denoised": x0})
+        (alpha_t, sigma_t), (alpha_s, sigma_s) = alpha_sigma(t), alpha_sigma(s)
+        # eps from the (clipped) x0, as guided-diffusion does, so clipping also steers the trajectory.
+        eps = (x - alpha_t * x0) / sigma_t
+        x = (alpha_s * x0 + sigma_s * eps).to(x.dtype)
+    return x
+
+
+@torch.no_grad()
+def sample_dpmpp_2m(
+    model_fn: ModelFn,
+    x: Tensor,
+    steps: int,
+    *,
+    extra_args: dict | None = None,
+    callback: Callable[[dict], None] | None = None,
+    disable: bool = False,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """DPM-Solver++(2M), deterministic multistep in log-SNR (Lu et al. 2022, arXiv:2211.01095)."""
+    extra_args = extra_args or {}
+    times = time_grid(steps, x.device)
+
+    def log_snr_half(t: Tensor) -> Tensor:  # lambda = log(alpha / sigma)
+        alpha, sigma = alpha_sigma(t)
+        return alpha.log() - sigma.log()
+
+    previous_x0, previous_h = None, None
+    for i in trange(steps, disable=disable, desc="dpm++2m"):
+        t, s = times[i], times[i + 1]
+        x0 = model_fn(x, _t_batch(t, x), **extra_args)
+        if callback is not None:
+            callback({"x": x, "i": i, "t": float(t), "denoised": x0})
+        if i == steps - 1:  # s = 0: sigma_s = 0 and lambda_s is infinite, the update is x0 itself
+            x = x0
+            break
+        (_, sigma_t), (alpha_s, sigma_s) = alpha_sigma(t), alpha_sigma(s)
+        h = log_snr_half(s) - log_snr_half(t)
+        if previous_x0 is None:
+            d = x0
+        else:
+            r = previous_h / h
+            d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * previous_x0
+        x = ((sigma_s / sigma_t) * x - alpha_s * torch.expm1(-h) * d).to(x.dtype)
+        previous_x0, previous_h = x0, h
+    return x
+
+
+SAMPLERS: dict[str, Callable[..., Tensor]] = {
+    "ddim": sample_ddim,
+    "dpmpp_2m": sample_dpmpp_2m,
+    "ancestral": sample_ancestral,
+}
