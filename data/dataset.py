@@ -1,0 +1,208 @@
+"""Training samples from the prepared cache: fixed-length windows of datapoints with augmentation."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from data.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Datapoints
+from data.errors import BadInputError
+from data.prepare import (
+    ARRAYS_DIR,
+    STYLES_FILE,
+    TABLE_FILE,
+    array_path,
+    build_styles,
+    load_datapoints,
+    styles_fingerprint,
+)
+from data.styles import StyleTable
+
+# normalized = (px - center) / scale: the 512x384 playfield maps into [-0.8, 0.8] x [-0.6, 0.6], leaving room for
+# slider anchors placed off-screen, and the sampler's clip to [-1, 1] keeps them.
+POSITION_CENTER = (PLAYFIELD_WIDTH / 2, PLAYFIELD_HEIGHT / 2)
+POSITION_SCALE = 320.0
+# A window's times start at a random offset in [0, TIME_SHIFT_MS): the model sees relative time only.
+TIME_SHIFT_MS = 10_000.0
+# Mirror choices, drawn uniformly: none, x (left-right), y (up-down), both.
+MIRRORS = ((1.0, 1.0), (-1.0, 1.0), (1.0, -1.0), (-1.0, -1.0))
+PAD_KIND = 0  # kind of padding tokens; they are masked out, any valid type would do
+
+_CENTER = np.array(POSITION_CENTER, np.float32)
+
+_INT_COLUMNS = ["BeatmapID", "BeatmapSetID"]
+
+
+def normalize_positions(position_px: np.ndarray) -> np.ndarray:
+    return ((np.asarray(position_px, np.float32) - _CENTER) / POSITION_SCALE).astype(np.float32)
+
+
+def denormalize_positions(position: np.ndarray) -> np.ndarray:
+    return (np.asarray(position, np.float32) * POSITION_SCALE + _CENTER).astype(np.float32)
+
+
+# ---------------------------------------------------------------- the cache
+
+
+class CacheArrays:
+    """Datapoints of cached maps by MD5, loaded on first use and kept (a whole corpus fits in memory)."""
+
+    def __init__(self, cache_dir: str | os.PathLike):
+        self.cache_dir = Path(cache_dir)
+        self._loaded: dict[str, Datapoints] = {}
+
+    def __getitem__(self, md5: str) -> Datapoints:
+        datapoints = self._loaded.get(md5)
+        if datapoints is None:
+            path = array_path(self.cache_dir, md5)
+            try:
+                datapoints = load_datapoints(path)
+            except (OSError, ValueError) as err:
+                raise BadInputError(path, f"cannot read cached arrays ({type(err).__name__})") from None
+            self._loaded[md5] = datapoints
+        return datapoints
+
+    def __contains__(self, md5: str) -> bool:
+        return md5 in self._loaded or array_path(self.cache_dir, md5).exists()
+
+
+def load_cache(cache_dir: str | os.PathLike) -> tuple[pd.DataFrame, StyleTable, CacheArrays]:
+    """The table (one row per map), the style classes and the arrays of a cache built by data.prepare."""
+    cache_dir = Path(cache_dir)
+    table_path = cache_dir / TABLE_FILE
+    if not table_path.is_file() or not (cache_dir / ARRAYS_DIR).is_dir():
+        raise BadInputError(cache_dir, "not a prepared cache (run python -m data.prepare first)")
+    table = pd.read_csv(
+        table_path,
+        dtype={"md5": str, "source": str, "set_key": str, "creator": str, "version": str, "title": str, "split": str},
+        keep_default_na=False,
+        na_values={c: [""] for c in _INT_COLUMNS},
+    )
+    for column in _INT_COLUMNS:
+        table[column] = table[column].astype("Int64")
+    try:
+        styles_doc = json.loads((cache_dir / STYLES_FILE).read_text(encoding="utf-8"))
+        styles = StyleTable.from_dict(styles_doc["styles"])
+        fresh = styles_doc["fingerprint"] == styles_fingerprint(table["md5"])
+    except (OSError, ValueError, KeyError):
+        fresh = False
+    if not fresh:  # styles.json of a run killed before its table: the table is the truth, rebuild from it
+        styles = build_styles(table.astype(object).where(table.notna(), None).to_dict("records"))
+    return table, styles, CacheArrays(cache_dir)
+
+
+# ---------------------------------------------------------------- samples
+
+
+def _tensors(
+    position: np.ndarray,
+    time_ms: np.ndarray,
+    distance_px: np.ndarray,
+    kind: np.ndarray,
+    mask: np.ndarray,
+    style: int,
+) -> dict[str, torch.Tensor]:
+    return {
+        "position": torch.from_numpy(np.asarray(position, np.float32)),
+        "time_ms": torch.from_numpy(np.asarray(time_ms, np.float32)),
+        "distance": torch.from_numpy((np.asarray(distance_px, np.float32) / POSITION_SCALE).astype(np.float32)),
+        "kind": torch.from_numpy(np.asarray(kind, np.int64)),
+        "mask": torch.from_numpy(np.asarray(mask, bool)),
+        "style": torch.tensor(int(style), dtype=torch.int64),
+    }
+
+
+def full_map_sample(datapoints: Datapoints, style: int) -> dict[str, torch.Tensor]:
+    """The fields of a training sample for a whole map (no window, no augmentation), for sampling."""
+    n = len(datapoints)
+    time_ms = datapoints.time_ms - (datapoints.time_ms[0] if n else 0.0)
+    position = normalize_positions(datapoints.position)
+    return _tensors(position, time_ms, datapoints.distance, datapoints.kind, np.ones(n, bool), style)
+
+
+class WindowDataset(Dataset):
+    """Fixed-length windows over every map of one split; deterministic for a given (seed, epoch, index)."""
+
+    def __init__(
+        self,
+        cache: str | os.PathLike | tuple[pd.DataFrame, StyleTable, CacheArrays],
+        split: Literal["train", "val"] = "train",
+        seq_len: int = 128,
+        stride: int = 64,
+        augment: bool = True,
+        seed: int = 0,
+    ):
+        if seq_len < 1 or stride < 1:
+            raise ValueError(f"seq_len and stride must be positive, got {seq_len}, {stride}")
+        table, self.styles, self.arrays = load_cache(cache) if isinstance(cache, (str, os.PathLike)) else cache
+        self.table = table[table["split"] == split].sort_values("md5").reset_index(drop=True)
+        self.split = split
+        self.seq_len = seq_len
+        self.stride = stride
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+        self._md5s = self.table["md5"].tolist()
+        self._beatmap_class = self.table["style_class"].astype(int).tolist()
+        self._mapper_class = self.table["mapper_class"].astype(int).tolist()
+        windows = [
+            (map_index, start)
+            for map_index, n in enumerate(self.table["n_datapoints"].astype(int))
+            for start in window_starts(n, seq_len, stride)
+        ]
+        self._windows = np.array(windows, np.int64).reshape(-1, 2)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.styles)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Pick this epoch's augmentation draws (call before each epoch; resumed runs see the same data)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self._windows)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        map_index, start = (int(v) for v in self._windows[index])
+        datapoints = self.arrays[self._md5s[map_index]]
+        end = min(start + self.seq_len, len(datapoints))
+        n = end - start
+        position = np.zeros((self.seq_len, 2), np.float32)
+        time_ms = np.zeros(self.seq_len, np.float64)
+        distance = np.zeros(self.seq_len, np.float32)
+        kind = np.full(self.seq_len, PAD_KIND, np.int64)
+        mask = np.zeros(self.seq_len, bool)
+        position[:n] = normalize_positions(datapoints.position[start:end])
+        time_ms[:n] = datapoints.time_ms[start:end] - datapoints.time_ms[start]
+        distance[:n] = datapoints.distance[start:end]
+        kind[:n] = datapoints.kind[start:end]
+        mask[:n] = True
+        beatmap_class = self._beatmap_class[map_index]
+        mapper_class = self._mapper_class[map_index]
+        style = beatmap_class
+        if self.augment:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            time_ms[:n] += rng.uniform(0.0, TIME_SHIFT_MS)
+            # Normalized positions are centred on the playfield, so a mirror is a sign flip.
+            position[:n] *= np.array(MIRRORS[rng.integers(len(MIRRORS))], np.float32)
+            if mapper_class > 0 and rng.random() < 0.5:
+                style = mapper_class
+        return _tensors(position, time_ms, distance, kind, mask, style)
+
+
+def window_starts(n: int, seq_len: int, stride: int) -> list[int]:
+    """Window starts covering all n datapoints; a map shorter than one window gets one padded window."""
+    if n <= seq_len:
+        return [0]
+    starts = list(range(0, n - seq_len + 1, stride))
+    if starts[-1] != n - seq_len:  # the tail would be missed by the stride
+        starts.append(n - seq_len)
+    return starts
