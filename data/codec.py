@@ -1,0 +1,404 @@
+"""Beatmap <-> datapoints: the one place that maps hit objects to the 16 datapoint types and back.
+
+Encoding choices:
+- A slider's control points after the head are grouped into runs of equal consecutive points; a run is one
+  datapoint. Points equal to the head at the start of the curve (old maps write the head again) belong to the
+  head and get no datapoint, unless they are the whole curve.
+- Anchor types: the final run is LAST_ANCHOR. Otherwise a run of 2+ points in a bezier (a segment split),
+  every inner point of a linear "L" curve, and the first point of a lazer-written "|B|" segment are
+  RED_ANCHOR; the middle point of a 3-point "P" is PERFECT_ANCHOR (a "P" of another size is drawn as a
+  bezier by osu!, so its points are BEZIER_ANCHOR); "C" points are CATMULL_ANCHOR.
+- Anchor times interpolate between the head time and the end of the first span by cumulative length along
+  the control polygon (head, run, run, ...).
+- The slider end datapoint sits where the first span ends, at the slider's end time, typed by its repeats.
+- Spinners give SPINNER at the start and SPINNER_END at the end time, both at the spinner's position.
+- Datapoints are sorted by time (stable), so overlapping objects interleave; `layout` maps them back.
+
+Decoding keeps every byte of the source except: the x,y of circles and slider heads, the curve points and
+pixel length of sliders, and inherited timing points added or adjusted so each slider's span duration (and
+so its end time, ticks and repeats) is unchanged. Points that round to the source's values keep the source
+text, so decoding a map with its own positions gives back the same bytes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from data.curves import full_path, hit_object_path, nearest_length, segments_of
+from data.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Datapoints, DatapointType, distances, slider_end_type
+from data.osu_file import SV_MAX, SV_MIN, Beatmap, HitObject, TimingPoint, slider_velocity_at
+
+ROLE_START = -1  # circle, spinner start or slider head
+ROLE_END = -2  # spinner end or slider end; 0.. is the index of a slider's anchor run
+
+# anchors may sit outside the playfield (osu!'s editor allows it); keep them within a playfield of margin
+ANCHOR_MARGIN_PX = 256
+SAME_POINT_PX = 0.5  # a generated end this close to the source's keeps the source's length text
+LENGTH_DECIMALS = 4
+
+
+@dataclass(frozen=True)
+class Run:
+    """Equal consecutive control points shown as one anchor datapoint."""
+
+    first: int  # index into HitObject.control_points
+    count: int
+    kind: DatapointType
+
+
+# ---- encode -----------------------------------------------------------------------------------------------
+def slider_runs(h: HitObject) -> tuple[int, list[Run]]:
+    """(number of leading head repeats, anchor runs) of a slider's control points."""
+    cps = h.control_points
+    n = len(cps)
+    if n == 0:
+        return 0, []
+    head = (h.x, h.y)
+    lead = 0
+    while lead < n and cps[lead] == head:
+        lead += 1
+    if lead == n:  # the whole curve sits on the head: keep the last point as the anchor
+        lead = n - 1
+    starts = []  # (first, count)
+    i = lead
+    while i < n:
+        j = i + 1
+        while j < n and cps[j] == cps[i]:
+            j += 1
+        starts.append((i, j - i))
+        i = j
+    boundaries = {index for index, _ in h.segment_types[1:]}
+    runs = []
+    for k, (first, count) in enumerate(starts):
+        if k == len(starts) - 1:
+            kind = DatapointType.LAST_ANCHOR
+        elif first in boundaries:
+            kind = DatapointType.RED_ANCHOR
+        else:
+            letter, segment_points = _segment_of_point(h, first, lead)
+            kind = _anchor_kind(letter, count, segment_points)
+        runs.append(Run(first, count, kind))
+    return lead, runs
+
+
+def _segment_of_point(h: HitObject, index: int, lead: int) -> tuple[str, int]:
+    """Letter of the segment holding control point `index`, and that segment's distinct point count."""
+    types = h.segment_types or [(0, h.curve_type or "B")]
+    k = max(i for i, (start, _) in enumerate(types) if start <= index or i == 0)
+    start = types[k][0]
+    end = types[k + 1][0] if k + 1 < len(types) else len(h.control_points) - 1
+    pts = [(h.x, h.y)] if k == 0 else []
+    pts += h.control_points[max(start, lead if k == 0 else start) : end + 1]
+    distinct = sum(1 for i, p in enumerate(pts) if i == 0 or p != pts[i - 1])
+    return types[k][1], distinct
+
+
+def _anchor_kind(letter: str, count: int, segment_points: int) -> DatapointType:
+    if letter == "L":
+        return DatapointType.RED_ANCHOR
+    if letter == "C":
+        return DatapointType.CATMULL_ANCHOR
+    if count > 1:
+        return DatapointType.RED_ANCHOR
+    if letter == "P" and segment_points == 3:
+        return DatapointType.PERFECT_ANCHOR
+    return DatapointType.BEZIER_ANCHOR
+
+
+def _span_end(h: HitObject) -> np.ndarray:
+    cps = h.control_points
+    if len(cps) == 1 or (len(cps) == 2 and cps[0] == (h.x, h.y)) or h.curve_type == "L" and len(cps) == 1:
+        # straight slider: no polyline needed (most sliders in real maps)
+        tx, ty = cps[-1]
+        dx, dy = tx - h.x, ty - h.y
+        norm = math.hypot(dx, dy)
+        if norm == 0:
+            return np.array([h.x, h.y])
+        f = h.length_px / norm
+        return np.array([h.x + dx * f, h.y + dy * f])
+    return hit_object_path(h)[-1]
+
+
+def layout(beatmap: Beatmap) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """time_ms [N], position [N, 2], kind [N], and (object index, role) [N, 2] of every datapoint, time-sorted."""
+    times: list[float] = []
+    xs: list[float] = []
+    ys: list[float] = []
+    kinds: list[int] = []
+    refs: list[tuple[int, int]] = []
+
+    def add(time_ms: float, x: float, y: float, kind: DatapointType, obj: int, role: int) -> None:
+        times.append(time_ms)
+        xs.append(x)
+        ys.append(y)
+        kinds.append(int(kind))
+        refs.append((obj, role))
+
+    for index, h in enumerate(beatmap.hit_objects):
+        if h.kind == "circle":
+            kind = DatapointType.CIRCLE_NEW_COMBO if h.new_combo else DatapointType.CIRCLE
+            add(h.time_ms, h.x, h.y, kind, index, ROLE_START)
+        elif h.kind == "spinner":
+            add(h.time_ms, h.x, h.y, DatapointType.SPINNER, index, ROLE_START)
+            add(h.end_time_ms, h.x, h.y, DatapointType.SPINNER_END, index, ROLE_END)
+        else:
+            kind = DatapointType.SLIDER_HEAD_NEW_COMBO if h.new_combo else DatapointType.SLIDER_HEAD
+            add(h.time_ms, h.x, h.y, kind, index, ROLE_START)
+            span_ms = (h.end_time_ms - h.time_ms) / h.slides
+            _, runs = slider_runs(h)
+            if runs:
+                polygon = np.array([(h.x, h.y)] + [h.control_points[r.first] for r in runs], np.float64)
+                cumulative = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(polygon, axis=0).T))])
+                fractions = cumulative[1:] / cumulative[-1] if cumulative[-1] > 0 else np.ones(len(runs))
+                for k, (run, f) in enumerate(zip(runs, fractions.tolist(), strict=True)):
+                    x, y = h.control_points[run.first]
+                    add(h.time_ms + f * span_ms, x, y, run.kind, index, k)
+            end = _span_end(h) if runs else np.array([h.x, h.y])
+            add(h.end_time_ms, float(end[0]), float(end[1]), slider_end_type(h.slides - 1), index, ROLE_END)
+
+    time_ms = np.asarray(times, np.float64)
+    order = np.argsort(time_ms, kind="stable")
+    position = np.stack([np.asarray(xs), np.asarray(ys)], axis=1)
+    return (
+        time_ms[order],
+        position[order],
+        np.asarray(kinds, np.int8)[order],
+        np.asarray(refs, np.int64).reshape(-1, 2)[order],
+    )
+
+
+def encode(beatmap: Beatmap) -> Datapoints:
+    """The map as time-sorted datapoints (see the module docstring for the choices)."""
+    time_ms, position, kind, _ = layout(beatmap)
+    position = position.astype(np.float32)
+    return Datapoints(time_ms=time_ms, position=position, distance=distances(position), kind=kind)
+
+
+# ---- decode -----------------------------------------------------------------------------------------------
+def decode(beatmap: Beatmap, positions: np.ndarray) -> str:
+    """Full .osu text of `beatmap` with the objects moved to `positions` [N, 2] (one per encode datapoint)."""
+    _, source_position, _, refs = layout(beatmap)
+    positions = np.asarray(positions, np.float64)
+    if positions.shape != source_position.shape:
+        raise ValueError(f"positions shape {positions.shape} != datapoints {source_position.shape}")
+    if not np.all(np.isfinite(positions)):
+        raise ValueError("positions contain NaN or inf")
+    per_object: dict[int, dict[int, np.ndarray]] = {}
+    for (obj, role), p in zip(refs.tolist(), positions, strict=True):
+        per_object.setdefault(obj, {})[role] = p
+
+    changed: dict[int, str] = {}  # HitObjects section line -> new text
+    new_lengths: dict[int, float] = {}  # object index -> new pixel length
+    source_lines = beatmap.sections["HitObjects"]
+    for index, h in enumerate(beatmap.hit_objects):
+        if h.kind == "spinner":
+            continue  # spinners keep their position: it means nothing to play
+        roles = per_object[index]
+        line = source_lines[h.line_index].strip()
+        fields = line.split(",")
+        head = _place(roles[ROLE_START], (h.x, h.y), margin_px=0)
+        fields[0], fields[1] = _coord_text(head[0], fields[0]), _coord_text(head[1], fields[1])
+        if h.kind == "slider":
+            length_px = _decode_slider(beatmap, h, fields, head, roles)
+            if length_px is not None:
+                new_lengths[index] = length_px
+        text = ",".join(fields)
+        if text != line:
+            changed[h.line_index] = text
+
+    lines = beatmap.text.split("\n")
+    object_numbers = beatmap.section_line_numbers["HitObjects"]
+    for section_index, text in changed.items():
+        _replace_line(lines, object_numbers[section_index], text)
+    _retime_sliders(beatmap, new_lengths, lines)
+    return "\n".join(lines)
+
+
+def decode_bytes(beatmap: Beatmap, positions: np.ndarray) -> bytes:
+    """`decode` encoded the way the source file was (UTF-8 with or without BOM, UTF-16)."""
+    return encode_text(beatmap, decode(beatmap, positions))
+
+
+def encode_text(beatmap: Beatmap, text: str) -> bytes:
+    """Text to bytes in the source's encoding (the BOM of UTF-8 files is part of the text)."""
+    if beatmap.encoding == "utf-16":
+        big_endian = beatmap.raw.startswith(b"\xfe\xff")
+        bom = b"\xfe\xff" if big_endian else b"\xff\xfe"
+        return bom + text.encode("utf-16-be" if big_endian else "utf-16-le")
+    if beatmap.encoding == "latin-1":
+        return text.encode("latin-1", errors="replace")
+    return text.encode("utf-8")
+
+
+def _replace_line(lines: list[str], number: int, text: str) -> None:
+    ending = "\r" if lines[number].endswith("\r") else ""
+    lines[number] = text + ending
+
+
+def _place(p: np.ndarray, source: tuple[float, float], margin_px: float) -> tuple[float, float]:
+    """Round like osu! writes (integers) and clip to the playfield (+ margin); the source if it rounds the same."""
+    x, y = float(p[0]), float(p[1])
+    if round(x) == round(source[0]) and round(y) == round(source[1]):
+        return source
+    x = min(max(round(x), -margin_px), PLAYFIELD_WIDTH + margin_px)
+    y = min(max(round(y), -margin_px), PLAYFIELD_HEIGHT + margin_px)
+    return float(x), float(y)
+
+
+def _coord_text(value: float, source_text: str) -> str:
+    try:
+        if float(source_text) == value:
+            return source_text
+    except ValueError:
+        pass
+    return str(int(round(value)))
+
+
+def _decode_slider(beatmap: Beatmap, h: HitObject, fields: list[str], head, roles: dict) -> float | None:
+    """Rewrite the curve and length fields of a slider line; its new length when that changed."""
+    lead, runs = slider_runs(h)
+    if not runs or h.length_px <= 0:
+        return None  # a curve without points or length stays as written
+    new_points = list(h.control_points)
+    for i in range(lead):
+        new_points[i] = head
+    for k, run in enumerate(runs):
+        p = _place(roles[k], h.control_points[run.first], margin_px=ANCHOR_MARGIN_PX)
+        for i in range(run.first, run.first + run.count):
+            new_points[i] = p
+    moved = head != (h.x, h.y) or new_points != h.control_points
+    if moved:
+        fields[5] = _curve_text(h, new_points, fields[5])
+
+    target = np.asarray(roles[ROLE_END], np.float64)
+    if not moved and np.hypot(*(target - _span_end(h))) <= SAME_POINT_PX:
+        return None
+    polyline = full_path(segments_of(h, np.array([head, *new_points], np.float64)))
+    length_px = nearest_length(polyline, target, extend=True)
+    # osu! clamps SV to [0.1, 10]: the new length must be reachable by scaling the source's SV
+    sv = beatmap.slider_velocity_at(h.time_ms)
+    step = 10.0**-LENGTH_DECIMALS
+    low = math.ceil(h.length_px * SV_MIN / sv / step) * step
+    high = math.floor(h.length_px * SV_MAX / sv / step) * step
+    length_px = min(max(round(length_px, LENGTH_DECIMALS), low, step), high)
+    while len(fields) < 8:
+        fields.append("1" if len(fields) == 6 else "")
+    fields[7] = _length_text(length_px)
+    return float(fields[7])
+
+
+def _curve_text(h: HitObject, points: list[tuple[float, float]], source_text: str) -> str:
+    letters = dict(h.segment_types)
+    source_tokens = [t for t in source_text.split("|") if t.strip() and not t.strip()[0].isalpha()]
+    tokens = [] if source_text.strip()[:1].isalpha() else [h.curve_type or "B"]
+    for i, p in enumerate(points):
+        if i in letters:
+            tokens.append(letters[i])
+        if i < len(source_tokens) and p == h.control_points[i]:
+            tokens.append(source_tokens[i])
+        else:
+            tokens.append(f"{int(round(p[0]))}:{int(round(p[1]))}")
+    return "|".join(tokens)
+
+
+def _length_text(length_px: float) -> str:
+    text = f"{length_px:.{LENGTH_DECIMALS}f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+# ---- timing points ----------------------------------------------------------------------------------------
+def _retime_sliders(beatmap: Beatmap, new_lengths: dict[int, float], lines: list[str]) -> None:
+    """Add or adjust green lines so every slider keeps its span duration (so its end, ticks and repeats)."""
+    if not new_lengths:
+        return
+    points = [_MutablePoint(p, p.beat_length) for p in beatmap.timing_points]  # time-sorted, stable
+    for index, h in enumerate(beatmap.hit_objects):
+        if h.kind != "slider":
+            continue
+        source_sv = beatmap.slider_velocity_at(h.time_ms)
+        wanted = source_sv * new_lengths[index] / h.length_px if index in new_lengths else source_sv
+        if abs(_sv_now(points, h.time_ms) - wanted) <= 1e-12 * wanted:
+            continue
+        at_time = [q for q in points if q.point.time_ms == h.time_ms and not q.point.uninherited]
+        if at_time:
+            at_time[-1].beat_length = -100.0 / wanted
+            continue
+        base = _in_effect(points, h.time_ms).point
+        green = TimingPoint(
+            time_ms=float(h.time_ms),
+            beat_length=-100.0 / wanted,
+            meter=base.meter,
+            sample_set=base.sample_set,
+            sample_index=base.sample_index,
+            volume=base.volume,
+            uninherited=False,
+            effects=base.effects & KIAI,  # omit-first-barline belongs to red lines
+            line_index=-1,
+        )
+        position = bisect.bisect_right([q.point.time_ms for q in points], h.time_ms)
+        # it goes in the file after the line of the point before it
+        green.line_index = points[position - 1].point.line_index if position else -1
+        points.insert(position, _MutablePoint(green, green.beat_length, inserted=True))
+    _write_timing(beatmap, points, lines)
+
+
+KIAI = 1
+
+
+@dataclass
+class _MutablePoint:
+    point: TimingPoint
+    beat_length: float
+    inserted: bool = False
+
+
+def _sv_now(points: list[_MutablePoint], time_ms: float) -> float:
+    probe = [TimingPoint(q.point.time_ms, q.beat_length, 4, 0, 0, 100, q.point.uninherited, 0) for q in points]
+    return slider_velocity_at(probe, time_ms)
+
+
+def _in_effect(points: list[_MutablePoint], time_ms: float) -> _MutablePoint:
+    times = [q.point.time_ms for q in points]
+    i = bisect.bisect_right(times, time_ms) - 1
+    return points[max(i, 0)]
+
+
+def _write_timing(beatmap: Beatmap, points: list[_MutablePoint], lines: list[str]) -> None:
+    numbers = beatmap.section_line_numbers["TimingPoints"]
+    section = beatmap.sections["TimingPoints"]
+    after: dict[int, list[str]] = {}
+    for q in points:
+        p = q.point
+        if not q.inserted:
+            if q.beat_length != p.beat_length:
+                fields = section[p.line_index].strip().split(",")
+                fields[1] = repr(q.beat_length)
+                _replace_line(lines, numbers[p.line_index], ",".join(fields))
+            continue
+        text = ",".join(
+            [
+                _time_text(p.time_ms),
+                repr(q.beat_length),
+                str(p.meter),
+                str(p.sample_set),
+                str(p.sample_index),
+                str(p.volume),
+                "0",
+                str(p.effects),
+            ]
+        )
+        after.setdefault(p.line_index, []).append(text)
+    # insert from the bottom up so earlier line numbers stay valid
+    for section_index in sorted(after, reverse=True):
+        texts = after[section_index]
+        number = numbers[section_index] if section_index >= 0 else numbers[0] - 1
+        ending = "\r" if lines[max(number, 0)].endswith("\r") else ""
+        lines[number + 1 : number + 1] = [t + ending for t in texts]
+
+
+def _time_text(time_ms: float) -> str:
+    return str(int(time_ms)) if float(time_ms).is_integer() else repr(time_ms)
