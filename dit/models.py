@@ -62,7 +62,7 @@ DIT_PRESETS: dict[str, tuple[int, int, int]] = {
 def preset_config(name: str, **overrides) -> DiTConfig:
     """DiTConfig for a preset name (a key of DIT_PRESETS) with any field overridden."""
     depth, hidden_size, num_heads = DIT_PRESETS[name]
-    return DiTConfig(depth=depth, hidden_size=hidden_size, num_heads=num_heads, **overrides)
+    return DiTConfig(**{"depth": depth, "hidden_size": hidden_size, "num_heads": num_heads, **overrides})
 
 
 #################################################################################

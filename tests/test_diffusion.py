@@ -1,0 +1,136 @@
+"""The diffusion objective: schedule algebra, masked loss, samplers, guidance, and learning on a real map."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dit import diffusion
+from dit.models import NULL_CLASS
+from tests.test_models import big_map_path, map_batch, map_datapoints, model_kwargs, randomize_zero_init, tiny_model
+
+
+@pytest.fixture(scope="module")
+def batch() -> dict[str, torch.Tensor]:
+    return map_batch(map_datapoints(big_map_path()), 64, [0, 150, 400, 600], [1, 2, 3, 1])
+
+
+def test_cosine_schedule_goes_from_data_to_noise():
+    t = torch.linspace(0, 1, 101)
+    ab = diffusion.alpha_bar(t)
+    assert ab[0] == 1.0
+    assert ab[-1] == diffusion.ALPHA_BAR_MIN
+    assert (ab[1:] <= ab[:-1]).all()
+    alpha, sigma = diffusion.alpha_sigma(t)
+    torch.testing.assert_close(alpha**2 + sigma**2, torch.ones_like(ab, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("prediction", diffusion.PREDICTIONS)
+def test_true_target_gives_back_x0(batch, prediction):
+    g = torch.Generator().manual_seed(0)
+    x0 = batch["x0"]
+    noise = torch.randn(x0.shape, generator=g)
+    t = torch.tensor([0.01, 0.3, 0.7, 0.99])
+    x_t = diffusion.q_sample(x0, t, noise)
+    target = diffusion.training_target(x0, noise, t, prediction)
+    x0_hat = diffusion.predict_x0(target, x_t, t, prediction)
+    torch.testing.assert_close(x0_hat, x0, atol=2e-4, rtol=0)
+
+
+def test_loss_ignores_padding(batch):
+    model = randomize_zero_init(tiny_model()).eval()
+    kw = model_kwargs(batch)
+    mask = batch["mask"].clone()
+    mask[:, 50:] = False
+    kw.pop("mask")
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(batch["x0"].shape, generator=g)
+    t = torch.tensor([0.2, 0.4, 0.6, 0.8])
+    ref = diffusion.training_losses(model, batch["x0"], kw, mask, t=t, noise=noise)
+    x0 = batch["x0"].clone()
+    x0[:, 50:] = 7.0  # garbage in padded tokens
+    noise2 = noise.clone()
+    noise2[:, 50:] = -9.0
+    out = diffusion.training_losses(model, x0, kw, mask, t=t, noise=noise2)
+    torch.testing.assert_close(out["loss"], ref["loss"])
+    torch.testing.assert_close(out["loss_per_item"], ref["loss_per_item"])
+    assert out["loss_per_item"].shape == (4,)
+
+
+@pytest.mark.parametrize("name", sorted(diffusion.SAMPLERS))
+def test_oracle_denoiser_lands_on_the_data(batch, name):
+    """With a model that always knows x0, every sampler must end exactly at x0."""
+    x0 = batch["x0"].clamp(-1, 1)
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(x0.shape, generator=g)
+    out = diffusion.SAMPLERS[name](lambda x, t: x0, noise, 7, disable=True, generator=g)
+    torch.testing.assert_close(out, x0)
+
+
+@pytest.mark.parametrize("name", sorted(diffusion.SAMPLERS))
+def test_samplers_are_deterministic_given_a_generator(batch, name):
+    model = randomize_zero_init(tiny_model()).eval()
+    kw = model_kwargs(batch)
+    fn = diffusion.denoiser(diffusion.guided(model, 2.0))
+    seen = []
+    outs = []
+    for _ in range(2):
+        g = torch.Generator().manual_seed(123)
+        x = torch.randn(batch["x0"].shape, generator=g)
+        outs.append(diffusion.SAMPLERS[name](fn, x, 5, extra_args=kw, disable=True, generator=g, callback=seen.append))
+    assert torch.equal(outs[0], outs[1])
+    assert outs[0].abs().max() <= 1.0
+    assert [s["i"] for s in seen] == list(range(5)) * 2
+    g = torch.Generator().manual_seed(124)
+    other = diffusion.SAMPLERS[name](
+        fn, torch.randn(batch["x0"].shape, generator=g), 5, extra_args=kw, disable=True, generator=g
+    )
+    assert not torch.equal(outs[0], other)
+
+
+def test_guidance_batches_cond_and_uncond_once(batch):
+    calls = []
+
+    def model_fn(x, t, *, style, mask):
+        calls.append(style.tolist())
+        return x * (style[:, None, None].float() + 1)
+
+    x = batch["x0"]
+    t = torch.full((4,), 0.5)
+    assert diffusion.guided(model_fn, 1.0) is model_fn
+    out = diffusion.guided(model_fn, 2.5)(x, t, style=batch["style"], mask=batch["mask"])
+    assert calls == [batch["style"].tolist() + [NULL_CLASS] * 4]
+    cond = x * (batch["style"][:, None, None].float() + 1)
+    torch.testing.assert_close(out, x + 2.5 * (cond - x))
+
+
+def test_training_loss_decreases_on_a_fixture_map(batch):
+    torch.manual_seed(0)
+    model = tiny_model(depth=2, hidden_size=64, frequency_embedding_size=64, attn_window=16).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    kw = model_kwargs(batch)
+    mask = kw.pop("mask")
+    # A fixed evaluation set of (t, noise) so the comparison is not noise in the loss estimate.
+    g = torch.Generator().manual_seed(99)
+    eval_t = torch.rand(8, 4, generator=g)
+    eval_noise = torch.randn(8, *batch["x0"].shape, generator=g)
+
+    def eval_loss() -> float:
+        model.eval()
+        with torch.no_grad():
+            losses = [
+                diffusion.training_losses(model, batch["x0"], kw, mask, t=eval_t[k], noise=eval_noise[k])["loss"]
+                for k in range(8)
+            ]
+        model.train()
+        return float(torch.stack(losses).mean())
+
+    before = eval_loss()
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        loss = diffusion.training_losses(model, batch["x0"], kw, mask, generator=gen)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = eval_loss()
+    assert after < 0.8 * before, (before, after)

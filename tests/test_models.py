@@ -1,0 +1,235 @@
+"""The position DiT on real fixture maps: shapes, gradients, padding invariance, locality, guidance cost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from data.datapoints import Datapoints, DatapointType, distances
+from data.osu_file import read_beatmap
+from dit.attention import local_attention
+from dit.models import DIT_PRESETS, NULL_CLASS, PositionDiT, preset_config
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# The largest fixture map (814 objects): long enough for windows, padding and locality to matter.
+BIG_MAP = FIXTURES / "songs/700886 Shano x 40mP - Natsukoi Hanabi"
+POSITION_SCALE_PX = 320.0
+NUM_STYLES = 4  # null class + 3
+
+
+def map_datapoints(path: Path) -> Datapoints:
+    """A fixture map as datapoints via the project's codec (hit-object heads if the codec is not there yet)."""
+    beatmap = read_beatmap(path)
+    try:
+        from data.codec import encode
+    except ImportError:
+        objects = beatmap.hit_objects
+        position = np.array([(o.x, o.y) for o in objects], np.float32)
+        kind = np.array(
+            [DatapointType.SLIDER_HEAD if o.kind == "slider" else DatapointType.CIRCLE for o in objects], np.int8
+        )
+        time_ms = np.array([o.time_ms for o in objects], np.float64)
+        return Datapoints(time_ms, position, distances(position), kind)
+    return encode(beatmap)
+
+
+def big_map_path() -> Path:
+    return next(BIG_MAP.glob("*.osu"))
+
+
+def map_batch(datapoints: Datapoints, length: int, starts: list[int], style: list[int]) -> dict[str, torch.Tensor]:
+    """Windows of `length` datapoints from `starts`, as model inputs (positions normalized like data/dataset.py)."""
+    center = np.array([256.0, 192.0], np.float32)
+    pos, time_ms, dist, kind = [], [], [], []
+    for s in starts:
+        sl = slice(s, s + length)
+        pos.append((datapoints.position[sl] - center) / POSITION_SCALE_PX)
+        time_ms.append(datapoints.time_ms[sl] - datapoints.time_ms[s])
+        dist.append(datapoints.distance[sl] / POSITION_SCALE_PX)
+        kind.append(datapoints.kind[sl].astype(np.int64))
+    return {
+        "x0": torch.tensor(np.stack(pos)),
+        "time_ms": torch.tensor(np.stack(time_ms), dtype=torch.float32),
+        "distance": torch.tensor(np.stack(dist)),
+        "kind": torch.tensor(np.stack(kind)),
+        "style": torch.tensor(style),
+        "mask": torch.ones(len(starts), length, dtype=torch.bool),
+    }
+
+
+def randomize_zero_init(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """adaLN-Zero makes a fresh model output 0 everywhere; give zeroed layers weights so outputs mean something."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if not p.any():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    return model
+
+
+def tiny_model(**overrides) -> PositionDiT:
+    torch.manual_seed(0)
+    return PositionDiT(preset_config("DiT-T", num_classes=NUM_STYLES, **overrides))
+
+
+def model_kwargs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: batch[k] for k in ("time_ms", "distance", "kind", "style", "mask")}
+
+
+@pytest.fixture(scope="module")
+def big_map() -> Datapoints:
+    return map_datapoints(big_map_path())
+
+
+def test_forward_backward_on_fixture_map(big_map):
+    model = tiny_model()
+    batch = map_batch(big_map, 96, [0, 300], [1, 2])
+    x = torch.randn_like(batch["x0"])
+    out = model(x, torch.tensor([0.3, 0.9]), **model_kwargs(batch))
+    assert out.shape == (2, 96, 2)
+    assert torch.count_nonzero(out) == 0  # adaLN-Zero: the untrained model is the zero function
+    loss = ((out - batch["x0"]) ** 2).mean()
+    loss.backward()
+    assert model.final_layer.linear.weight.grad.abs().sum() > 0
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_small_presets_fit_in_25_mb():
+    for name in ("DiT-T", "DiT-M"):
+        model = PositionDiT(preset_config(name, num_classes=200))
+        size_bytes = sum(p.numel() * 4 for p in model.parameters())
+        assert size_bytes <= 25 * 2**20, (name, size_bytes)
+    assert set(DIT_PRESETS) >= {"DiT-S", "DiT-B", "DiT-L", "DiT-XL"}
+
+
+def test_local_attention_equals_dense_banded_attention():
+    g = torch.Generator().manual_seed(1)
+    batch, heads, length, dim, window = 2, 3, 37, 8, 5
+    q, k, v = (torch.randn(batch, heads, length, dim, generator=g) for _ in range(3))
+    mask = torch.ones(batch, length, dtype=torch.bool)
+    mask[1, 30:] = False
+    i = torch.arange(length)
+    allowed = ((i[:, None] - i[None, :]).abs() <= window) & mask[:, None, None, :]
+    allowed = allowed | torch.eye(length, dtype=torch.bool)
+    dense = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+    local = local_attention(q, k, v, mask, window)
+    torch.testing.assert_close(local, dense, atol=1e-5, rtol=1e-5)
+
+
+def test_padding_does_not_change_real_tokens(big_map):
+    model = randomize_zero_init(tiny_model(attn_window=16)).eval()
+    batch = map_batch(big_map, 120, [40], [2])
+    x = torch.randn_like(batch["x0"])
+    t = torch.tensor([0.5])
+    ref = model(x, t, **model_kwargs(batch))
+
+    pad = 53
+    g = torch.Generator().manual_seed(3)
+    padded = {
+        "time_ms": torch.cat([batch["time_ms"], torch.rand(1, pad, generator=g) * 1e5], dim=1),
+        "distance": torch.cat([batch["distance"], torch.rand(1, pad, generator=g)], dim=1),
+        "kind": torch.cat([batch["kind"], torch.randint(0, 16, (1, pad), generator=g)], dim=1),
+        "style": batch["style"],
+        "mask": torch.cat([batch["mask"], torch.zeros(1, pad, dtype=torch.bool)], dim=1),
+    }
+    x_padded = torch.cat([x, torch.randn(1, pad, 2, generator=g) * 5], dim=1)
+    out = model(x_padded, t, **padded)
+    torch.testing.assert_close(out[:, :120], ref, atol=1e-5, rtol=1e-5)
+
+
+def test_one_block_sees_only_its_window(big_map):
+    window = 8
+    model = randomize_zero_init(tiny_model(depth=1, attn_window=window)).eval()
+    batch = map_batch(big_map, 80, [100], [1])
+    x = torch.randn_like(batch["x0"])
+    t = torch.tensor([0.4])
+    ref = model(x, t, **model_kwargs(batch))
+    j = 40
+    x2 = x.clone()
+    x2[0, j] += 3.0
+    out = model(x2, t, **model_kwargs(batch))
+    changed = (out - ref).abs().amax(dim=-1)[0] > 0  # far tokens are untouched bit for bit
+    far = (torch.arange(80) - j).abs() > window
+    assert not changed[far].any()
+    assert changed[j - window : j + window + 1].all()
+
+
+def test_two_blocks_reach_twice_as_far(big_map):
+    window = 6
+    model = randomize_zero_init(tiny_model(depth=2, attn_window=window)).eval()
+    batch = map_batch(big_map, 80, [100], [1])
+    x = torch.randn_like(batch["x0"])
+    t = torch.tensor([0.4])
+    ref = model(x, t, **model_kwargs(batch))
+    x2 = x.clone()
+    x2[0, 40] += 3.0
+    changed = (model(x2, t, **model_kwargs(batch)) - ref).abs().amax(dim=-1)[
+        0
+    ] > 0  # far tokens are untouched bit for bit
+    distance_to_edit = (torch.arange(80) - 40).abs()
+    assert changed[distance_to_edit <= 2 * window].all()
+    assert not changed[distance_to_edit > 2 * window].any()
+
+
+def test_5000_tokens_in_one_pass():
+    model = tiny_model().eval()
+    length = 5000
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        out = model(
+            torch.randn(1, length, 2, generator=g),
+            torch.tensor([0.5]),
+            time_ms=torch.cumsum(torch.rand(1, length, generator=g) * 300, dim=1),
+            distance=torch.rand(1, length, generator=g),
+            kind=torch.randint(0, 16, (1, length), generator=g),
+            style=torch.tensor([1]),
+            mask=torch.ones(1, length, dtype=torch.bool),
+        )
+    assert out.shape == (1, length, 2) and torch.isfinite(out).all()
+
+
+def test_forced_label_drop_is_the_null_class(big_map):
+    model = randomize_zero_init(tiny_model()).eval()
+    batch = map_batch(big_map, 64, [0, 0], [3, 3])
+    x = torch.randn_like(batch["x0"])
+    t = torch.tensor([0.5, 0.5])
+    kw = model_kwargs(batch)
+    dropped = model(x, t, **kw, force_drop_ids=torch.tensor([1, 0]))
+    null = model(x, t, **{**kw, "style": torch.tensor([NULL_CLASS, 3])})
+    torch.testing.assert_close(dropped, null)
+    assert not torch.allclose(dropped[0], dropped[1])
+
+
+def test_training_mode_drops_labels_at_the_configured_rate():
+    model = tiny_model(class_dropout_prob=0.25).train()
+    torch.manual_seed(0)
+    labels = torch.full((4000,), 2)
+    dropped = model.style_embedder.token_drop(labels)
+    assert 0.2 < (dropped == NULL_CLASS).float().mean() < 0.3
+
+
+def test_guidance_scale_one_is_one_conditional_pass(big_map):
+    model = randomize_zero_init(tiny_model()).eval()
+    batch = map_batch(big_map, 64, [10, 200], [1, 2])
+    x = torch.randn_like(batch["x0"])
+    t = torch.tensor([0.7, 0.2])
+    kw = model_kwargs(batch)
+    calls = []
+    handle = model.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
+    with torch.no_grad():
+        cond = model(x, t, **kw)
+        calls.clear()
+        out = model.forward_with_cfg(x, t, cfg_scale=1.0, **kw)
+        assert calls == [2]
+        assert torch.equal(out, cond)
+
+        calls.clear()
+        guided = model.forward_with_cfg(x, t, cfg_scale=3.0, **kw)
+        assert calls == [4]  # cond and uncond batched together in one pass
+        uncond = model(x, t, **{**kw, "style": torch.full((2,), NULL_CLASS)})
+    handle.remove()
+    torch.testing.assert_close(guided, uncond + 3.0 * (cond - uncond), atol=1e-5, rtol=1e-5)
