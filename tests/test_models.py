@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from data.datapoints import Datapoints, DatapointType, distances
+from data.codec import encode
+from data.datapoints import Datapoints
+from data.dataset import full_map_sample
 from data.osu_file import read_beatmap
 from dit.attention import local_attention
 from dit.models import DIT_PRESETS, NULL_CLASS, PositionDiT, preset_config
@@ -17,24 +18,11 @@ from dit.models import DIT_PRESETS, NULL_CLASS, PositionDiT, preset_config
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # The largest fixture map (814 objects): long enough for windows, padding and locality to matter.
 BIG_MAP = FIXTURES / "songs/700886 Shano x 40mP - Natsukoi Hanabi"
-POSITION_SCALE_PX = 320.0
 NUM_STYLES = 4  # null class + 3
 
 
 def map_datapoints(path: Path) -> Datapoints:
-    """A fixture map as datapoints via the project's codec (hit-object heads if the codec is not there yet)."""
-    beatmap = read_beatmap(path)
-    try:
-        from data.codec import encode
-    except ImportError:
-        objects = beatmap.hit_objects
-        position = np.array([(o.x, o.y) for o in objects], np.float32)
-        kind = np.array(
-            [DatapointType.SLIDER_HEAD if o.kind == "slider" else DatapointType.CIRCLE for o in objects], np.int8
-        )
-        time_ms = np.array([o.time_ms for o in objects], np.float64)
-        return Datapoints(time_ms, position, distances(position), kind)
-    return encode(beatmap)
+    return encode(read_beatmap(path))
 
 
 def big_map_path() -> Path:
@@ -42,23 +30,14 @@ def big_map_path() -> Path:
 
 
 def map_batch(datapoints: Datapoints, length: int, starts: list[int], style: list[int]) -> dict[str, torch.Tensor]:
-    """Windows of `length` datapoints from `starts`, as model inputs (positions normalized like data/dataset.py)."""
-    center = np.array([256.0, 192.0], np.float32)
-    pos, time_ms, dist, kind = [], [], [], []
-    for s in starts:
-        sl = slice(s, s + length)
-        pos.append((datapoints.position[sl] - center) / POSITION_SCALE_PX)
-        time_ms.append(datapoints.time_ms[sl] - datapoints.time_ms[s])
-        dist.append(datapoints.distance[sl] / POSITION_SCALE_PX)
-        kind.append(datapoints.kind[sl].astype(np.int64))
-    return {
-        "x0": torch.tensor(np.stack(pos)),
-        "time_ms": torch.tensor(np.stack(time_ms), dtype=torch.float32),
-        "distance": torch.tensor(np.stack(dist)),
-        "kind": torch.tensor(np.stack(kind)),
-        "style": torch.tensor(style),
-        "mask": torch.ones(len(starts), length, dtype=torch.bool),
-    }
+    """Windows of `length` datapoints from `starts` as model inputs, normalized by the dataset's own code."""
+    whole = full_map_sample(datapoints, 0)
+    windows = [{k: v[s : s + length] for k, v in whole.items() if k != "style"} for s in starts]
+    batch = {k: torch.stack([w[k] for w in windows]) for k in windows[0]}
+    batch["time_ms"] = batch["time_ms"] - batch["time_ms"][:, :1]
+    batch["x0"] = batch.pop("position")
+    batch["style"] = torch.tensor(style)
+    return batch
 
 
 def randomize_zero_init(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
