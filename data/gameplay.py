@@ -5,7 +5,8 @@ https://github.com/ppy/osu/blob/master/osu.Game.Rulesets.Osu/Beatmaps/OsuBeatmap
 
 What `judge` does, and where it simplifies osu!stable:
 - A key press (rising edge of key 1 or key 2) goes to the earliest object whose 50 window has not closed
-  (notelock): inside its circle and within the 50 window it scores 300/100/50 by |error|; inside but earlier
+  (notelock): inside its circle and within the 50 window it scores 300/100/50 by |error| (windows floored
+  to whole song ms, bounds exclusive, as stable); inside but earlier
   than the 50 window (up to EARLY_MISS_MS) it is a miss; outside the circle it does nothing.
 - Sliders are scored the stable way, by the share of their parts (head, ticks, repeats, tail) that were
   followed: all -> 300, at least half -> 100, some -> 50, none -> miss. A tick/repeat/tail is followed when a
@@ -33,6 +34,9 @@ PLAYFIELD_CENTRE = (256.0, 192.0)
 STACK_DISTANCE_PX = 3.0
 STACK_OFFSET_PER_HEIGHT = -0.1  # of the radius: lazer's -6.4 * scale with radius = 64 * scale
 STACKING_ALGORITHM_VERSION = 6  # maps before format v6 use stable's older algorithm
+# Stable floors each window to whole song milliseconds and needs |error| strictly inside it; the epsilon
+# absorbs float error from dividing song times by the rate.
+WINDOW_EPSILON_MS = 1e-6
 EARLY_MISS_MS = 400.0  # a press this early (or less) on the next object is a miss (lazer's Miss window)
 FOLLOW_RADIUS_FACTOR = 2.4
 LEGACY_LAST_TICK_MS = 36.0  # song time
@@ -258,7 +262,7 @@ def judge(play: PlayBeatmap, cursor: ReplayGrid | ReplayRecord | ReplayFrames) -
     clickable = [i for i, o in enumerate(objects) if o.kind != "spinner"]
     queue = 0
     for t, x, y in _presses(track):
-        while queue < len(clickable) and t > objects[clickable[queue]].time_ms + w50:
+        while queue < len(clickable) and t + WINDOW_EPSILON_MS >= objects[clickable[queue]].time_ms + w50:
             queue += 1
         if queue == len(clickable):
             break
@@ -268,11 +272,12 @@ def judge(play: PlayBeatmap, cursor: ReplayGrid | ReplayRecord | ReplayFrames) -
             continue
         head_time[i] = t
         queue += 1
-        if error < -w50:
+        if error - WINDOW_EPSILON_MS <= -w50:
             continue  # too early: a miss
         head_hit[i] = True
         errors[i] = error
-        head_result[i] = 300 if abs(error) <= w300 else 100 if abs(error) <= w100 else 50
+        miss_by = abs(error) + WINDOW_EPSILON_MS
+        head_result[i] = 300 if miss_by < w300 else 100 if miss_by < w100 else 50
 
     # Every scoring event in time order: (time, object, part, hit).
     events: list[tuple[float, int, str, bool]] = []
@@ -347,7 +352,6 @@ def _spinner_result(o: PlayObject, track: _Track, play: PlayBeatmap) -> int:
 
 def _summarise(play: PlayBeatmap, result: np.ndarray, errors: np.ndarray, events: list) -> Judgement:
     objects = play.hit_objects
-    n = len(objects)
     multiplier = _score_multiplier(play)
     combo = max_combo = possible = breaks = 0
     score = 0.0
@@ -382,7 +386,7 @@ def _summarise(play: PlayBeatmap, result: np.ndarray, errors: np.ndarray, events
         life_values.append(life)
     geki, katu = _geki_katu(objects, result)
     values, counts = np.unique(result, return_counts=True)
-    count = dict(zip(values.tolist(), counts.tolist()))
+    count = dict(zip(values.tolist(), counts.tolist(), strict=True))
     return Judgement(
         result=result,
         hit_error_ms=errors,

@@ -9,6 +9,7 @@ Rules: https://osu.ppy.sh/wiki/en/Gameplay/Game_modifier and https://osu.ppy.sh/
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -211,7 +212,7 @@ def apply_mods(beatmap, mods: int | str) -> PlayBeatmap:
     elif flags & EZ:
         cs, ar, od, hp = (v * EZ_FACTOR for v in (cs, ar, od, hp))
     preempt = preempt_ms(ar) / rate
-    windows = tuple(w / rate for w in hit_windows_ms(od))
+    windows = tuple(math.floor(w) / rate for w in hit_windows_ms(od))
     flip = bool(flags & HR)
     objects = []
     for index, h in enumerate(beatmap.hit_objects):

@@ -39,6 +39,7 @@ STABLE_START_FRAMES = 2
 # A stable-era client version (yyyymmdd); below 30000000 readers treat the file as osu!stable's.
 STABLE_GAME_VERSION = 20240101
 DEFAULT_STEP_MS = 1000.0 / 60.0
+FRAME_TIME_TOLERANCE_MS = 1.0
 COORDINATE_DECIMALS = 4
 MAX_UINT16 = 0xFFFF
 # .NET DateTime ticks (100 ns since 0001-01-01) at the Unix epoch.
@@ -200,8 +201,9 @@ def to_grid(
     """Resample frames every `step_ms` of play time.
 
     The cursor is linearly interpolated between frames (it moves continuously between samples); a key counts
-    as down in a tick if it was down at any moment within half a step of it, so taps shorter than a tick
-    survive. `rate` defaults to the record's mods rate (1 for bare frames).
+    as down in a tick if it is down at the tick or in any frame within half a step of it, so a press lands
+    on the nearest tick and taps shorter than a tick survive. `rate` defaults to the record's mods rate (1 for
+    bare frames).
     """
     frames = record.frames if isinstance(record, ReplayRecord) else record
     if rate is None:
@@ -209,7 +211,8 @@ def to_grid(
     if step_ms <= 0:
         raise ValueError("step_ms must be positive")
     play_ms = frames.time_ms / rate
-    start = play_ms[0] if start_ms is None else start_ms
+    # Ticks sit on whole multiples of the step, so any two grids of one play share their phase.
+    start = np.ceil(play_ms[0] / step_ms - 1e-9) * step_ms if start_ms is None else start_ms
     end = play_ms[-1] if end_ms is None else end_ms
     count = max(int(np.floor((end - start) / step_ms + 1e-9)) + 1, 1)
     ticks = start + step_ms * np.arange(count, dtype=np.float64)
@@ -217,18 +220,23 @@ def to_grid(
     y = np.interp(ticks, play_ms, frames.y).astype(np.float32)
     # Key bins are centred on the ticks, so a press lands on the tick nearest to it (at most step/2 away).
     edges = np.concatenate([ticks - step_ms / 2, [ticks[-1] + step_ms / 2]])
-    last = np.searchsorted(play_ms, edges, side="right") - 1  # latest frame at or before each bin edge
-    k1 = _keys_per_bin(frames.keys & KEY1_BITS != 0, last)
-    k2 = _keys_per_bin(frames.keys & KEY2_BITS != 0, last)
+    at_edge = np.searchsorted(play_ms, edges, side="right") - 1  # latest frame at or before each bin edge
+    # A frame up to 1 ms after a tick counts as at it: written frames sit on whole song milliseconds.
+    at_tick = np.searchsorted(play_ms, ticks + FRAME_TIME_TOLERANCE_MS, side="right") - 1
+    k1 = _keys_per_bin(frames.keys & KEY1_BITS != 0, at_tick, at_edge)
+    k2 = _keys_per_bin(frames.keys & KEY2_BITS != 0, at_tick, at_edge)
     return ReplayGrid(ticks, x, y, k1, k2, float(step_ms), float(rate))
 
 
-def _keys_per_bin(down: np.ndarray, last: np.ndarray) -> np.ndarray:
-    """Per bin: down when held as the bin opens or in any frame inside it (`last`: frame index per edge)."""
+def _keys_per_bin(down: np.ndarray, at_tick: np.ndarray, at_edge: np.ndarray) -> np.ndarray:
+    """Down at the tick itself, or in any frame inside the tick's bin (a tap between ticks).
+
+    Using the state at the tick rather than at the bin's opening makes resampling a grid's own frames
+    return the same keys (a release is not stretched by a bin).
+    """
     counts = np.concatenate([[0], np.cumsum(down)])  # counts[i] = frames down among the first i
-    inside = counts[last[1:] + 1] - counts[last[:-1] + 1]
-    opening = last[:-1]
-    held = np.where(opening >= 0, down[np.clip(opening, 0, None)], False)
+    inside = counts[at_edge[1:] + 1] - counts[at_edge[:-1] + 1]
+    held = np.where(at_tick >= 0, down[np.clip(at_tick, 0, None)], False)
     return held | (inside > 0)
 
 
@@ -290,9 +298,7 @@ def write_replay(
     counts = [min(int(c), MAX_UINT16) for c in counts]
     max_combo = min(int(judgement.max_combo), MAX_UINT16)
     score = min(int(judgement.score), 2**31 - 1)
-    replay_hash = hashlib.md5(
-        f"{max_combo}osu{player}{md5}{score}{counts}{mods}".encode() + compressed
-    ).hexdigest()
+    replay_hash = hashlib.md5(f"{max_combo}osu{player}{md5}{score}{counts}{mods}".encode() + compressed).hexdigest()
     when = timestamp or datetime(1970, 1, 1, tzinfo=timezone.utc)
     ticks = DOTNET_TICKS_AT_UNIX_EPOCH + round(when.timestamp() * 10_000_000)
     data = b"".join(
@@ -329,8 +335,8 @@ def _frames_text(frames: ReplayFrames) -> str:
             t[i] = t[i - 1] + 1
     deltas = np.diff(np.concatenate([[0.0], t])).astype(np.int64)
     xs, ys, keys = frames.x[first:], frames.y[first:], frames.keys[first:]
-    parts = [f"{d}|{_coordinate(x)}|{_coordinate(y)}|{int(k)}," for d, x, y, k in zip(deltas, xs, ys, keys)]
-    return "".join(parts)
+    rows = zip(deltas, xs, ys, keys, strict=True)
+    return "".join(f"{d}|{_coordinate(x)}|{_coordinate(y)}|{int(k)}," for d, x, y, k in rows)
 
 
 def _coordinate(value: float) -> str:
@@ -347,7 +353,7 @@ def _life_bar_text(judgement: Judgement, rate: float) -> str:
     samples = np.arange(times[0], times[-1] + LIFE_BAR_STEP_MS, LIFE_BAR_STEP_MS)
     at = np.clip(np.searchsorted(times, samples, side="right") - 1, 0, len(times) - 1)
     parts = []
-    for t, v in zip(samples, life[at]):
+    for t, v in zip(samples, life[at], strict=True):
         v = float(np.clip(v, 0.0, 1.0))
         parts.append(f"{int(round(t))}|{'1' if v == 1.0 else '0' if v == 0.0 else f'{v:.4g}'},")
     return "".join(parts)
