@@ -16,19 +16,25 @@ Encoding choices:
 
 Decoding keeps every byte of the source except: the x,y of circles and slider heads, the curve points and
 pixel length of sliders, and inherited timing points added or adjusted so each slider's span duration (and
-so its end time, ticks and repeats) is unchanged. Points that round to the source's values keep the source
+so its end time, ticks and repeats) is unchanged. The new length is the arc length of the path point nearest
+the generated slider end (the path may run on along its last segment, as osu! extends it), limited to what
+SV 0.1..10 can keep in time. Maps older than v8 keep every slider's length: osu! spaces their ticks by
+pixels, so a new length would change the tick count; their slider end simply follows the new path.
+Circles and heads are rounded to integers and clipped to the playfield, anchors to the playfield plus a
+256 px margin; spinners keep their position. Points that round to the source's values keep the source
 text, so decoding a map with its own positions gives back the same bytes.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from data.curves import full_path, hit_object_path, nearest_length, segments_of
+from data.curves import end_point, full_path, nearest_length, segments_of
 from data.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Datapoints, DatapointType, distances, slider_end_type
 from data.osu_file import SV_MAX, SV_MIN, Beatmap, HitObject, TimingPoint, slider_velocity_at
 
@@ -39,6 +45,8 @@ ROLE_END = -2  # spinner end or slider end; 0.. is the index of a slider's ancho
 ANCHOR_MARGIN_PX = 256
 SAME_POINT_PX = 0.5  # a generated end this close to the source's keeps the source's length text
 LENGTH_DECIMALS = 4
+# before v8, osu! spaces slider ticks by pixels whatever the SV (lazer: TickDistanceMultiplier = 1 / SV)
+FIXED_TICK_SPACING_BEFORE_VERSION = 8
 
 
 @dataclass(frozen=True)
@@ -110,17 +118,7 @@ def _anchor_kind(letter: str, count: int, segment_points: int) -> DatapointType:
 
 
 def _span_end(h: HitObject) -> np.ndarray:
-    cps = h.control_points
-    if len(cps) == 1 or (len(cps) == 2 and cps[0] == (h.x, h.y)) or h.curve_type == "L" and len(cps) == 1:
-        # straight slider: no polyline needed (most sliders in real maps)
-        tx, ty = cps[-1]
-        dx, dy = tx - h.x, ty - h.y
-        norm = math.hypot(dx, dy)
-        if norm == 0:
-            return np.array([h.x, h.y])
-        f = h.length_px / norm
-        return np.array([h.x + dx * f, h.y + dy * f])
-    return hit_object_path(h)[-1]
+    return np.array(end_point(h))
 
 
 def layout(beatmap: Beatmap) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -151,11 +149,12 @@ def layout(beatmap: Beatmap) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
             span_ms = (h.end_time_ms - h.time_ms) / h.slides
             _, runs = slider_runs(h)
             if runs:
-                polygon = np.array([(h.x, h.y)] + [h.control_points[r.first] for r in runs], np.float64)
-                cumulative = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(polygon, axis=0).T))])
-                fractions = cumulative[1:] / cumulative[-1] if cumulative[-1] > 0 else np.ones(len(runs))
-                for k, (run, f) in enumerate(zip(runs, fractions.tolist(), strict=True)):
+                polygon = [(h.x, h.y)] + [h.control_points[r.first] for r in runs]
+                cumulative = list(itertools.accumulate(math.dist(a, b) for a, b in itertools.pairwise(polygon)))
+                total = cumulative[-1]
+                for k, run in enumerate(runs):
                     x, y = h.control_points[run.first]
+                    f = cumulative[k] / total if total > 0 else 1.0
                     add(h.time_ms + f * span_ms, x, y, run.kind, index, k)
             end = _span_end(h) if runs else np.array([h.x, h.y])
             add(h.end_time_ms, float(end[0]), float(end[1]), slider_end_type(h.slides - 1), index, ROLE_END)
@@ -277,6 +276,8 @@ def _decode_slider(beatmap: Beatmap, h: HitObject, fields: list[str], head, role
     target = np.asarray(roles[ROLE_END], np.float64)
     if not moved and np.hypot(*(target - _span_end(h))) <= SAME_POINT_PX:
         return None
+    if beatmap.format_version < FIXED_TICK_SPACING_BEFORE_VERSION:
+        return None  # a new length would add or drop ticks: keep the source's, the end follows the path
     polyline = full_path(segments_of(h, np.array([head, *new_points], np.float64)))
     length_px = nearest_length(polyline, target, extend=True)
     # osu! clamps SV to [0.1, 10]: the new length must be reachable by scaling the source's SV

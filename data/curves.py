@@ -159,6 +159,66 @@ def hit_object_path(hit_object: HitObject, points: np.ndarray | None = None, len
     return cut_to_length(polyline, length_px)
 
 
+def end_point(hit_object: HitObject) -> tuple[float, float]:
+    """Where the first span of a parsed slider ends (pure-Python fast paths for lines and arcs)."""
+    head = (hit_object.x, hit_object.y)
+    cps = hit_object.control_points
+    length_px = hit_object.length_px
+    if len(hit_object.segment_types) <= 1 and cps:
+        letter = hit_object.curve_type
+        distinct = [head] + [p for i, p in enumerate(cps) if p != (cps[i - 1] if i else head)]
+        if letter == "L" or len(distinct) == 2 and letter != "C":
+            return _polyline_end(distinct, length_px)
+        if letter == "P" and len(distinct) == 3 and len(cps) == 2:
+            arc = _arc_end(distinct, length_px)
+            if arc is not None:
+                return arc
+    end = hit_object_path(hit_object)[-1]
+    return float(end[0]), float(end[1])
+
+
+def _polyline_end(points: list[tuple[float, float]], length_px: float) -> tuple[float, float]:
+    if len(points) < 2:
+        return points[0]
+    done = 0.0
+    for k in range(1, len(points)):
+        (ax, ay), (bx, by) = points[k - 1], points[k]
+        step = math.hypot(bx - ax, by - ay)
+        if done + step >= length_px or k == len(points) - 1:
+            f = (length_px - done) / step
+            return ax + (bx - ax) * f, ay + (by - ay) * f
+        done += step
+    return points[-1]
+
+
+def _arc_end(points: list[tuple[float, float]], length_px: float) -> tuple[float, float] | None:
+    """End of a circular-arc slider at `length_px`, continuing along the end tangent past the arc."""
+    (ax, ay), (bx, by), (cx, cy) = points
+    d = 2 * (ax * (by - cy) + bx * (cy - ay) + cx * (ay - by))
+    if abs(d) < COLLINEAR_EPSILON:
+        return None
+    a_sq, b_sq, c_sq = ax * ax + ay * ay, bx * bx + by * by, cx * cx + cy * cy
+    ox = (a_sq * (by - cy) + b_sq * (cy - ay) + c_sq * (ay - by)) / d
+    oy = (a_sq * (cx - bx) + b_sq * (ax - cx) + c_sq * (bx - ax)) / d
+    radius = math.hypot(ax - ox, ay - oy)
+    if radius * 2 <= CIRCLE_TOLERANCE_PX or radius > 1e6:
+        return None
+    theta_start = math.atan2(ay - oy, ax - ox)
+    theta_end = math.atan2(cy - oy, cx - ox)
+    while theta_end < theta_start:
+        theta_end += 2 * math.pi
+    direction, theta_range = 1.0, theta_end - theta_start
+    if (cy - ay) * (bx - ax) - (cx - ax) * (by - ay) < 0:
+        direction, theta_range = -1.0, 2 * math.pi - theta_range
+    arc_px = theta_range * radius
+    theta = theta_start + direction * min(length_px, arc_px) / radius
+    x, y = ox + radius * math.cos(theta), oy + radius * math.sin(theta)
+    if length_px > arc_px:
+        extra = length_px - arc_px
+        x, y = x - direction * math.sin(theta) * extra, y + direction * math.cos(theta) * extra
+    return x, y
+
+
 def slider_path_length(hit_object: HitObject) -> float:
     """Natural length of a slider's path (for lines that give no length)."""
     return path_length(full_path(segments_of(hit_object)))

@@ -158,13 +158,15 @@ class Beatmap:
     # ---- timing -----------------------------------------------------------------------------------------
     def timing_point_at(self, time_ms: float) -> TimingPoint:
         """The uninherited (red) point in effect at `time_ms`; the first one for times before it."""
-        reds = self._reds()
-        i = bisect.bisect_right([p.time_ms for p in reds], time_ms) - 1
+        _, _, red_times, reds = self._timing_tables()
+        i = bisect.bisect_right(red_times, time_ms) - 1
         return reds[max(i, 0)]
 
     def slider_velocity_at(self, time_ms: float) -> float:
         """SV multiplier in effect at `time_ms` (a green line at the same time as a red one wins)."""
-        return slider_velocity_at(self.timing_points, time_ms)
+        times, velocities, _, _ = self._timing_tables()
+        i = bisect.bisect_right(times, time_ms) - 1
+        return 1.0 if i < 0 else velocities[i]
 
     def slider_duration_ms(self, hit_object: HitObject) -> float:
         """Duration of one span of a slider, in ms."""
@@ -175,8 +177,18 @@ class Beatmap:
             self.timing_point_at(hit_object.time_ms).beat_length,
         )
 
-    def _reds(self) -> list[TimingPoint]:
-        return [p for p in self.timing_points if p.uninherited]
+    def _timing_tables(self) -> tuple[list[float], list[float], list[float], list[TimingPoint]]:
+        """Lookup tables, rebuilt when the list of timing points is replaced or changes length."""
+        key = (id(self.timing_points), len(self.timing_points))
+        cached = self.__dict__.get("_timing_cache")
+        if cached is None or cached[0] != key:
+            times = [p.time_ms for p in self.timing_points]
+            # SV in effect from each point on: the whole group at that time decides it
+            velocities = _group_velocities(self.timing_points)
+            reds = [p for p in self.timing_points if p.uninherited]
+            cached = (key, (times, velocities, [p.time_ms for p in reds], reds))
+            self.__dict__["_timing_cache"] = cached
+        return cached[1]
 
 
 def span_duration_ms(length_px: float, slider_multiplier: float, sv: float, beat_length: float) -> float:
@@ -195,6 +207,21 @@ def slider_velocity_at(timing_points: list[TimingPoint], time_ms: float) -> floa
     group = timing_points[start:end]
     greens = [p for p in group if not p.uninherited]
     return (greens[-1] if greens else group[-1]).slider_velocity
+
+
+def _group_velocities(timing_points: list[TimingPoint]) -> list[float]:
+    """For each point of a time-sorted list, the SV in effect from its time on."""
+    velocities = [1.0] * len(timing_points)
+    start = 0
+    while start < len(timing_points):
+        end = start
+        while end < len(timing_points) and timing_points[end].time_ms == timing_points[start].time_ms:
+            end += 1
+        group = timing_points[start:end]
+        greens = [p for p in group if not p.uninherited]
+        velocities[start:end] = [(greens[-1] if greens else group[-1]).slider_velocity] * (end - start)
+        start = end
+    return velocities
 
 
 # ---- reading ----------------------------------------------------------------------------------------------
