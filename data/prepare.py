@@ -34,9 +34,12 @@ from pathlib import Path
 import numpy as np
 
 from data.atomic import atomic_path, write_bytes_atomic, write_text_atomic
+from data.codec import encode
 from data.datapoints import Datapoints
 from data.errors import BadInputError
+from data.osu_file import parse_beatmap
 from data.sources import MapSource, find_maps
+from data.stars import star_rating
 from data.styles import StyledMap, StyleTable
 
 TABLE_FILE = "maps.csv"
@@ -109,10 +112,6 @@ def load_datapoints(path: str | os.PathLike) -> Datapoints:
 
 def process_source(source: MapSource, cache_dir: str) -> dict:
     """Read, parse, encode and rate one map, write its array; return its table row or a skip reason."""
-    from data.codec import encode
-    from data.osu_file import parse_beatmap
-    from data.stars import star_rating
-
     outcome = {"source": source.key, "set_key": source.set_key, "stamp": source.stamp, "md5": "", "skip_reason": ""}
     try:
         raw = source.read_bytes()
@@ -124,7 +123,7 @@ def process_source(source: MapSource, cache_dir: str) -> dict:
         if not beatmap.hit_objects:
             return dict(outcome, md5=beatmap.md5, skip_reason="no hit objects")
         datapoints = encode(beatmap)
-        stars = star_rating(raw)
+        stars = star_rating(raw, path=source.key)
     except BadInputError as err:
         return dict(outcome, skip_reason=reason_of(err.problem))
     except Exception as err:  # a codec bug must cost one map, not the build; the reason names it
