@@ -217,19 +217,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     jobs = [(p, root if root.is_dir() else p, args.output, args.jitter_px, args.seed) for p in paths]
     if len(jobs) == 1:
-        if args.debug:
-            results = [roundtrip_map(*jobs[0])]
-        else:
-            results = [_job(jobs[0])]
-    else:
-        with Pool(max(args.workers, 1)) as pool:
-            results = list(pool.imap(_job, jobs, chunksize=4))
-
-    for r in results:
-        print(r.line(), flush=True)
-    if len(results) == 1 and results[0].status == "refused":
-        print(f"{results[0].path}: {results[0].problems[0]}", file=sys.stderr)
-        return 2
+        result = roundtrip_map(*jobs[0]) if args.debug else _job(jobs[0])
+        if result.status == "refused":
+            print(f"{result.path}: {result.problems[0]}", file=sys.stderr)
+            return 2
+        print(result.line())
+        return 0 if result.status == "exact" else 1
+    results = []
+    with Pool(max(args.workers, 1)) as pool:
+        for result in pool.imap(_job, jobs, chunksize=2):
+            print(result.line(), flush=True)
+            results.append(result)
     readable = [r for r in results if r.status != "refused"]
     checked = [r for r in readable if r.independent]
     exact_checked = sum(r.status == "exact" for r in checked)

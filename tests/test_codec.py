@@ -1,0 +1,125 @@
+"""Encode to datapoints and decode back to .osu on the real fixture maps."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pytest
+import rosu_pp_py
+
+from data.codec import decode, decode_bytes, encode, layout
+from data.curves import end_point
+from data.datapoints import ANCHOR_TYPES, SLIDER_END_TYPES, DatapointType, distances
+from data.osu_file import parse_beatmap, read_beatmap
+from testing.roundtrip import _slider_objects
+
+AKA_NO_HA = "506908 Nakamura Meiko - Aka no Ha/Nakamura Meiko - Aka no Ha (Lily Bread) [Extra].osu"
+RED_GOOSE = "mutsuhikoizumiredgoose Mutsuhiko Izumi - Red Goose/Mutsuhiko Izumi - Red Goose (nold_1702) [ERT Basic].osu"
+
+
+def test_encode_counts_and_types(fixtures):
+    beatmap = read_beatmap(fixtures / "songs" / AKA_NO_HA)
+    points = encode(beatmap)
+    kinds = collections.Counter(DatapointType(k) for k in points.kind)
+    objects = collections.Counter(h.kind for h in beatmap.hit_objects)
+    heads = kinds[DatapointType.SLIDER_HEAD] + kinds[DatapointType.SLIDER_HEAD_NEW_COMBO]
+    assert heads == objects["slider"]
+    assert sum(kinds[t] for t in SLIDER_END_TYPES) == objects["slider"]
+    assert kinds[DatapointType.LAST_ANCHOR] == objects["slider"]
+    assert kinds[DatapointType.CIRCLE] + kinds[DatapointType.CIRCLE_NEW_COMBO] == objects["circle"]
+    assert kinds[DatapointType.SPINNER] == kinds[DatapointType.SPINNER_END] == objects["spinner"]
+    assert np.all(np.diff(points.time_ms) >= 0)
+    assert np.allclose(points.distance, distances(points.position))
+    assert points.position.dtype == np.float32 and points.kind.dtype == np.int8
+
+
+def test_slider_datapoints_follow_the_slider(fixtures):
+    beatmap = read_beatmap(fixtures / "songs" / RED_GOOSE)
+    time_ms, position, kind, refs = layout(beatmap)
+    sliders = {i: h for i, h in enumerate(beatmap.hit_objects) if h.kind == "slider"}
+    for (obj, role), t, p, k in zip(refs.tolist(), time_ms, position, kind, strict=True):
+        if obj not in sliders:
+            continue
+        h = sliders[obj]
+        first_span_end = h.time_ms + (h.end_time_ms - h.time_ms) / h.slides
+        if role == -2:
+            assert t == h.end_time_ms and DatapointType(k) in SLIDER_END_TYPES
+        elif role >= 0:
+            assert DatapointType(k) in ANCHOR_TYPES
+            assert h.time_ms <= t <= first_span_end + 1e-6
+            assert tuple(p) in h.control_points
+    # red anchors are written as a repeated point in bezier sliders
+    assert (kind == DatapointType.RED_ANCHOR).any()
+
+
+def test_own_positions_decode_to_the_same_bytes(fixture_maps):
+    for path in fixture_maps:
+        beatmap = read_beatmap(path)
+        positions = encode(beatmap).position
+        assert decode_bytes(beatmap, positions) == path.read_bytes(), path
+
+
+def _scaled(beatmap, factor: float) -> np.ndarray:
+    positions = encode(beatmap).position.astype(np.float64)
+    center = np.array([256.0, 192.0])
+    return center + (positions - center) * factor
+
+
+@pytest.mark.parametrize("name", [AKA_NO_HA, RED_GOOSE])
+def test_moved_positions_keep_rhythm(fixtures, name):
+    beatmap = read_beatmap(fixtures / "songs" / name)
+    positions = _scaled(beatmap, 0.7)
+    text = decode(beatmap, positions)
+    moved = parse_beatmap(text.encode())
+    assert len(moved.hit_objects) == len(beatmap.hit_objects)
+    for a, b in zip(beatmap.hit_objects, moved.hit_objects, strict=True):
+        assert (a.time_ms, a.kind, a.slides, a.new_combo, a.hitsound) == (
+            b.time_ms,
+            b.kind,
+            b.slides,
+            b.new_combo,
+            b.hitsound,
+        )
+        assert abs(a.end_time_ms - b.end_time_ms) < 1.0
+    # the objects really moved, and shrank the sliders
+    sliders = [(a, b) for a, b in zip(beatmap.hit_objects, moved.hit_objects, strict=True) if a.kind == "slider"]
+    assert np.mean([b.length_px / a.length_px for a, b in sliders]) == pytest.approx(0.7, abs=0.05)
+    # an independent reader agrees on times, repeats and slider durations
+    source, decoded = _slider_objects(beatmap.raw), _slider_objects(text.encode())
+    assert source is not None and decoded is not None
+    for a, b in zip(source, decoded, strict=True):
+        assert (a["time"], a["kind"], a.get("repeat")) == (b["time"], b["kind"], b.get("repeat"))
+        if "end_time" in a:
+            assert abs((a["end_time"] - a["time"]) - (b["end_time"] - b["time"])) <= 2.0
+    # rosu-pp's max combo counts slider ticks and repeats
+    combo = [
+        rosu_pp_py.Difficulty().calculate(rosu_pp_py.Beatmap(content=d)).max_combo for d in (beatmap.raw, text.encode())
+    ]
+    assert combo[0] == combo[1]
+
+
+def test_decode_places_objects_where_asked(fixtures):
+    beatmap = read_beatmap(fixtures / "songs" / AKA_NO_HA)
+    positions = _scaled(beatmap, 0.7)
+    moved = parse_beatmap(decode(beatmap, positions).encode())
+    refs = layout(beatmap)[3]
+    for (obj, role), p in zip(refs.tolist(), positions, strict=True):
+        h = moved.hit_objects[obj]
+        if role == -1 and h.kind != "spinner":
+            assert abs(h.x - p[0]) <= 0.5 and abs(h.y - p[1]) <= 0.5
+        if role == -2 and h.kind == "slider":
+            assert np.hypot(*(np.array(end_point(h)) - p)) < 2.0
+
+
+def test_decode_clips_to_the_playfield(fixtures):
+    beatmap = read_beatmap(fixtures / "songs" / AKA_NO_HA)
+    positions = encode(beatmap).position.astype(np.float64) + 1000.0
+    moved = parse_beatmap(decode(beatmap, positions).encode())
+    assert all(0 <= h.x <= 512 and 0 <= h.y <= 384 for h in moved.hit_objects if h.kind != "spinner")
+
+
+def test_decode_rejects_wrong_shape(fixtures):
+    beatmap = read_beatmap(fixtures / "songs" / AKA_NO_HA)
+    with pytest.raises(ValueError):
+        decode(beatmap, np.zeros((3, 2)))
