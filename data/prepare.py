@@ -350,7 +350,7 @@ def _run_workers(todo: list[MapSource], output: Path, workers: int | None, progr
             return
         # fork: workers inherit the imported codec instead of importing it again.
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            chunk = max(1, len(jobs) // (workers * 16))
+            chunk = max(1, min(8, len(jobs) // (workers * 16)))  # small chunks: balanced load, a live bar
             for outcome in pool.imap_unordered(_process_star, jobs, chunksize=chunk):
                 yield outcome
                 bar.update()

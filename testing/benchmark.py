@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -46,11 +47,14 @@ def run_prepare(args: argparse.Namespace) -> dict:
         if args.workers:
             command += ["--workers", str(args.workers)]
         timings = []
+        cpu_s = []
         for _ in range(args.repeat):
             shutil.rmtree(output, ignore_errors=True)
+            cpu_before = _children_cpu_s()
             started = time.perf_counter()
             done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
             timings.append(time.perf_counter() - started)
+            cpu_s.append(_children_cpu_s() - cpu_before)
             if done.returncode != 0:
                 raise SystemExit(f"prepare failed ({done.returncode}): {done.stderr.strip()}")
         started = time.perf_counter()
@@ -62,6 +66,10 @@ def run_prepare(args: argparse.Namespace) -> dict:
             "wall_s": round(best, 3),
             "wall_s_all": [round(t, 3) for t in timings],
             "maps_per_s": round(len(picked) / best, 1),
+            # CPU seconds of the process and its workers: the wall time an idle machine would need, times cores.
+            "cpu_s": round(min(cpu_s), 3),
+            "maps_per_cpu_s": round(len(picked) / min(cpu_s), 1),
+            "load_average_1min": round(os.getloadavg()[0], 2),
             "incremental_rerun_s": round(rerun_s, 3),
             "summary": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "",
             "rerun_summary": rerun.stderr.strip().splitlines()[-1] if rerun.stderr.strip() else "",
@@ -69,11 +77,17 @@ def run_prepare(args: argparse.Namespace) -> dict:
         }
 
 
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def print_prepare(result: dict) -> None:
     print(
         f"prepare: {result['maps_copied']} maps in {result['wall_s']:.2f} s = {result['maps_per_s']} maps/s "
         f"(whole process, best of {len(result['wall_s_all'])}: {result['wall_s_all']}); "
-        f"unchanged rerun {result['incremental_rerun_s']:.2f} s"
+        f"{result['cpu_s']:.2f} CPU s = {result['maps_per_cpu_s']} maps per CPU s on {result['cpu_count']} cores "
+        f"at load {result['load_average_1min']}; unchanged rerun {result['incremental_rerun_s']:.2f} s"
     )
     print(result["summary"])
 
