@@ -55,7 +55,7 @@ MOD_BITS = {
     "V2": SCORE_V2,
 }
 # Display order, as osu! lists mods; a combined mod (NC, PF) is written instead of the one it implies.
-MOD_ORDER = ("EZ", "NF", "HT", "HR", "PF", "SD", "NC", "DT", "HD", "FL", "RX", "AP", "SO", "AT", "TD", "V2")
+MOD_ORDER = ("EZ", "NF", "HT", "HD", "HR", "PF", "SD", "NC", "DT", "FL", "RX", "AP", "SO", "AT", "TD", "V2")
 # Mods whose replays are not a human playing both aim and keys (the game plays a part or all of it).
 NOT_HUMAN_MODS = RX | AT | AP
 
