@@ -265,3 +265,25 @@ def test_style_table_round_trips_through_plain_json():
 def test_reasons_drop_specifics():
     assert reason_of("hit object x 'abc' is not a number in '1,2,3'") == "hit object x is not a number"
     assert reason_of("slider at 1234.5 ms has no finite duration") == "slider at N ms has no finite duration"
+
+
+def test_replays_pair_with_maps_read_from_an_archive(fixtures: Path, tmp_path: Path):
+    import pandas as pd
+
+    set_dir = (fixtures / "songs" / V9_MAP).parent
+    osz = tmp_path / "in" / f"{set_dir.name}.osz"
+    osz.parent.mkdir()
+    with zipfile.ZipFile(osz, "w") as archive:
+        for path in set_dir.iterdir():
+            archive.write(path, path.name)
+    output = tmp_path / "cache"
+    command = [sys.executable, "-m", "data.prepare", "--input", str(osz.parent), "--output", str(output)]
+    command += ["--replays", str(fixtures / "replays"), "--no-progress"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-1].startswith("replays: ")
+    map_md5 = read_table(output)["md5"].iloc[0]
+    replays = pd.read_csv(output / "replays.csv", dtype={"beatmap_md5": str})
+    paired = replays[replays["beatmap_md5"] == map_md5]
+    assert len(paired) == 1 and bool(paired["paired"].iloc[0])
+    assert Path(paired["map_path"].iloc[0]).read_bytes() == (fixtures / "songs" / V9_MAP).read_bytes()
