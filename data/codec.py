@@ -36,7 +36,7 @@ import numpy as np
 
 from data.curves import end_point, full_path, nearest_length, segments_of
 from data.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Datapoints, DatapointType, distances, slider_end_type
-from data.osu_file import SV_MAX, SV_MIN, Beatmap, HitObject, TimingPoint, slider_velocity_at
+from data.osu_file import SV_MAX, SV_MIN, Beatmap, HitObject, TimingPoint
 
 ROLE_START = -1  # circle, spinner start or slider head
 ROLE_END = -2  # spinner end or slider end; 0.. is the index of a slider's anchor run
@@ -317,18 +317,21 @@ def _retime_sliders(beatmap: Beatmap, new_lengths: dict[int, float], lines: list
     if not new_lengths:
         return
     points = [_MutablePoint(p, p.beat_length) for p in beatmap.timing_points]  # time-sorted, stable
+    times = [q.point.time_ms for q in points]
     for index, h in enumerate(beatmap.hit_objects):
         if h.kind != "slider":
             continue
         source_sv = beatmap.slider_velocity_at(h.time_ms)
         wanted = source_sv * new_lengths[index] / h.length_px if index in new_lengths else source_sv
-        if abs(_sv_now(points, h.time_ms) - wanted) <= 1e-12 * wanted:
+        end = bisect.bisect_right(times, h.time_ms)
+        group = points[bisect.bisect_left(times, times[end - 1]) : end] if end else []
+        if abs(_group_sv(group) - wanted) <= 1e-12 * wanted:
             continue
-        at_time = [q for q in points if q.point.time_ms == h.time_ms and not q.point.uninherited]
+        at_time = [q for q in group if q.point.time_ms == h.time_ms and not q.point.uninherited]
         if at_time:
             at_time[-1].beat_length = -100.0 / wanted
             continue
-        base = _in_effect(points, h.time_ms).point
+        base = points[max(end - 1, 0)].point
         green = TimingPoint(
             time_ms=float(h.time_ms),
             beat_length=-100.0 / wanted,
@@ -340,10 +343,10 @@ def _retime_sliders(beatmap: Beatmap, new_lengths: dict[int, float], lines: list
             effects=base.effects & KIAI,  # omit-first-barline belongs to red lines
             line_index=-1,
         )
-        position = bisect.bisect_right([q.point.time_ms for q in points], h.time_ms)
         # it goes in the file after the line of the point before it
-        green.line_index = points[position - 1].point.line_index if position else -1
-        points.insert(position, _MutablePoint(green, green.beat_length, inserted=True))
+        green.line_index = points[end - 1].point.line_index if end else -1
+        points.insert(end, _MutablePoint(green, green.beat_length, inserted=True))
+        times.insert(end, green.time_ms)
     _write_timing(beatmap, points, lines)
 
 
@@ -357,15 +360,12 @@ class _MutablePoint:
     inserted: bool = False
 
 
-def _sv_now(points: list[_MutablePoint], time_ms: float) -> float:
-    probe = [TimingPoint(q.point.time_ms, q.beat_length, 4, 0, 0, 100, q.point.uninherited, 0) for q in points]
-    return slider_velocity_at(probe, time_ms)
-
-
-def _in_effect(points: list[_MutablePoint], time_ms: float) -> _MutablePoint:
-    times = [q.point.time_ms for q in points]
-    i = bisect.bisect_right(times, time_ms) - 1
-    return points[max(i, 0)]
+def _group_sv(group: list[_MutablePoint]) -> float:
+    """SV set by the points at one time (the last green one wins), 1 before any point."""
+    greens = [q for q in group if not q.point.uninherited]
+    if not greens:
+        return 1.0
+    return TimingPoint(0.0, greens[-1].beat_length, 4, 0, 0, 100, False, 0).slider_velocity
 
 
 def _write_timing(beatmap: Beatmap, points: list[_MutablePoint], lines: list[str]) -> None:

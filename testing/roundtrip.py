@@ -104,7 +104,8 @@ def roundtrip_map(path: Path, root: Path, output: Path, jitter_px: float = 0.0, 
     try:
         beatmap = read_beatmap(path)
     except BadInputError as err:
-        return MapResult(shown, "refused", [err.problem])
+        readable = path.is_file() and _rosu(path.read_bytes()) is not None
+        return MapResult(shown, "refused", [err.problem], independent=readable)
     datapoints = encode(beatmap)
     positions = datapoints.position.astype(np.float64)
     if jitter_px > 0:
@@ -229,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             print(result.line(), flush=True)
             results.append(result)
     readable = [r for r in results if r.status != "refused"]
-    checked = [r for r in readable if r.independent]
+    checked = [r for r in results if r.independent]  # refused maps that rosu-pp reads count against us
     exact_checked = sum(r.status == "exact" for r in checked)
     reasons = collections.Counter(r.problems[0].split(" in '")[0][:70] for r in results if r.status == "refused")
     exact = sum(r.status == "exact" for r in readable)
