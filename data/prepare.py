@@ -256,10 +256,10 @@ def prepare(
     progress: bool = True,
 ) -> dict:
     """Build or update the cache in `output` from `inputs`; return a summary dict."""
-    sources, walk_problems = find_maps(inputs)
+    output = Path(output)
+    sources, walk_problems = find_maps(inputs, exclude=output)
     if not sources and not walk_problems:
         raise BadInputError(", ".join(map(str, inputs)), "no .osu or .osz files found")
-    output = Path(output)
     created = not output.exists()
     (output / ARRAYS_DIR).mkdir(parents=True, exist_ok=True)
     try:

@@ -6,6 +6,7 @@ thousands of maps costs milliseconds.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import zipfile
@@ -44,25 +45,27 @@ class MapSource:
             return archive.read(self.member)
 
 
-def find_maps(inputs: list[str | os.PathLike]) -> tuple[list[MapSource], list[tuple[str, str]]]:
-    """All maps under `inputs`, sorted by key, plus (path, reason) for archives that could not be listed.
-
-    Raises BadInputError when an input does not exist or cannot be read at all.
+def find_maps(
+    inputs: list[str | os.PathLike], exclude: str | os.PathLike | None = None
+) -> tuple[list[MapSource], list[tuple[str, str]]]:
+    """All maps under `inputs` (but not under `exclude`), sorted by key, plus (path, reason) for what could not be
+    listed. Raises BadInputError when an input does not exist or cannot be read at all.
     """
     found: dict[str, MapSource] = {}
     problems: list[tuple[str, str]] = []
+    excluded = Path(exclude).resolve() if exclude is not None else None
     for raw in inputs:
         root = Path(raw).resolve()
         if not root.exists():
             raise BadInputError(raw, "input does not exist")
         if not os.access(root, os.R_OK):
             raise BadInputError(raw, "input is not readable")
-        for source in _walk_input(root, problems):
+        for source in _walk_input(root, problems, excluded):
             found.setdefault(source.key, source)
     return [found[k] for k in sorted(found)], problems
 
 
-def _walk_input(root: Path, problems: list[tuple[str, str]]) -> Iterator[MapSource]:
+def _walk_input(root: Path, problems: list[tuple[str, str]], excluded: Path | None) -> Iterator[MapSource]:
     if root.is_file():
         yield from _sources_of_file(root, root.parent, problems)
         return
@@ -70,10 +73,10 @@ def _walk_input(root: Path, problems: list[tuple[str, str]]) -> Iterator[MapSour
         os.listdir(root)
     except OSError as err:
         raise BadInputError(root, f"input is not readable ({err.strerror})") from None
-    # os.walk with sorted names so every run yields the same order.
     for dirpath, dirnames, filenames in os.walk(root, onerror=lambda e: problems.append((e.filename, "unreadable"))):
-        dirnames.sort()
         here = Path(dirpath)
+        # Sorted names so every run yields the same order; the excluded folder (a cache inside an input) is skipped.
+        dirnames[:] = sorted(d for d in dirnames if excluded is None or here / d != excluded)
         if MAPPERATOR_METADATA in filenames and MAPPERATOR_BEATMAPS in dirnames:
             dirnames.remove(MAPPERATOR_BEATMAPS)
             yield from _sources_of_track(here, root, problems)
@@ -164,8 +167,6 @@ def _positive_int(value: object) -> int | None:
 
 
 def _md5_of(path: Path) -> str | None:
-    import hashlib
-
     try:
         return hashlib.md5(path.read_bytes()).hexdigest()
     except OSError:

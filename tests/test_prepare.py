@@ -287,3 +287,11 @@ def test_replays_pair_with_maps_read_from_an_archive(fixtures: Path, tmp_path: P
     paired = replays[replays["beatmap_md5"] == map_md5]
     assert len(paired) == 1 and bool(paired["paired"].iloc[0])
     assert Path(paired["map_path"].iloc[0]).read_bytes() == (fixtures / "songs" / V9_MAP).read_bytes()
+
+
+def test_cache_inside_an_input_is_not_read_as_input(songs: Path):
+    first = prepare([songs], songs / "cache", progress=False)
+    (songs / "cache" / "archive_maps").mkdir()
+    shutil.copy(songs / SHORT_MAP, songs / "cache" / "archive_maps" / "x.osu")
+    second = prepare([songs], songs / "cache", progress=False)
+    assert second["found"] == first["found"] and second["new"] == 0
