@@ -171,6 +171,7 @@ class WindowDataset(Dataset):
         return len(self._windows)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        index = range(len(self))[index]  # negative indices count from the end; the generator seed needs >= 0
         map_index, start = (int(v) for v in self._windows[index])
         datapoints = self.arrays[self._md5s[map_index]]
         end = min(start + self.seq_len, len(datapoints))
