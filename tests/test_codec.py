@@ -9,7 +9,16 @@ import pytest
 import rosu_pp_py
 
 from data.codec import decode, decode_bytes, encode, layout
-from data.curves import end_point
+from data.curves import (
+    cut_to_length,
+    end_point,
+    full_path,
+    hit_object_path,
+    nearest_length,
+    path_length,
+    point_at_length,
+    segments_of,
+)
 from data.datapoints import ANCHOR_TYPES, SLIDER_END_TYPES, DatapointType, distances
 from data.osu_file import parse_beatmap, read_beatmap
 from testing.roundtrip import _slider_objects
@@ -123,3 +132,69 @@ def test_decode_rejects_wrong_shape(fixtures):
     beatmap = read_beatmap(fixtures / "songs" / AKA_NO_HA)
     with pytest.raises(ValueError):
         decode(beatmap, np.zeros((3, 2)))
+
+
+def _dense_bezier(points: np.ndarray, samples: int = 100_001) -> np.ndarray:
+    """Reference bezier by the Bernstein form, sampled densely (independent of curves.py's de Casteljau)."""
+    from math import comb
+
+    n = len(points) - 1
+    t = np.linspace(0.0, 1.0, samples)[:, None]
+    return sum(comb(n, i) * (1 - t) ** (n - i) * t**i * points[i] for i in range(n + 1))
+
+
+def _cut(polyline: np.ndarray, length_px: float) -> np.ndarray:
+    cumulative = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(polyline, axis=0).T))])
+    return polyline[np.searchsorted(cumulative, length_px)]
+
+
+def test_slider_geometry_matches_reference_curves(fixture_maps):
+    checked = collections.Counter()
+    for path in fixture_maps:
+        for h in read_beatmap(path).hit_objects:
+            if h.kind != "slider" or not h.control_points or len(h.segment_types) > 1:
+                continue
+            points = np.array([(h.x, h.y), *h.control_points], np.float64)
+            distinct = np.concatenate([[True], np.any(points[1:] != points[:-1], axis=1)])
+            polyline = hit_object_path(h)
+            assert abs(path_length(polyline) - h.length_px) < 1e-6
+            if h.curve_type == "B" and distinct.all() and len(points) > 2:
+                reference = _dense_bezier(points)
+                if path_length(reference) > h.length_px:
+                    assert np.hypot(*(end_point(h) - _cut(reference, h.length_px))) < 0.5
+                    checked["B"] += 1
+            elif h.curve_type == "P" and len(points) == 3:
+                # the end of a circular arc lies on the circle through the three points
+                (ax, ay), (bx, by), (cx, cy) = points
+                d = 2 * (ax * (by - cy) + bx * (cy - ay) + cx * (ay - by))
+                if abs(d) < 1:
+                    continue
+                ox = ((ax**2 + ay**2) * (by - cy) + (bx**2 + by**2) * (cy - ay) + (cx**2 + cy**2) * (ay - by)) / d
+                oy = ((ax**2 + ay**2) * (cx - bx) + (bx**2 + by**2) * (ax - cx) + (cx**2 + cy**2) * (bx - ax)) / d
+                radius = np.hypot(ax - ox, ay - oy)
+                arc_end = np.array(end_point(h))
+                if h.length_px <= path_length(full_path(segments_of(h))):
+                    assert abs(np.hypot(*(arc_end - (ox, oy))) - radius) < 0.5
+                    checked["P"] += 1
+            elif h.curve_type == "L":
+                assert point_at_length(polyline, h.length_px) == pytest.approx(polyline[-1])
+                checked["L"] += 1
+    assert checked["B"] > 10 and checked["P"] > 10 and checked["L"] > 10
+
+
+def test_nearest_length_inverts_point_at_length(fixtures):
+    beatmap = read_beatmap(fixtures / "songs" / RED_GOOSE)
+    for h in beatmap.hit_objects[:60]:
+        if h.kind != "slider":
+            continue
+        polyline = hit_object_path(h, length_px=None)
+        for fraction in (0.25, 0.5, 0.9):
+            length_px = fraction * path_length(polyline)
+            point = point_at_length(polyline, length_px)
+            assert (
+                nearest_length(polyline, point) == pytest.approx(length_px, abs=0.05)
+                or np.hypot(*(point_at_length(polyline, nearest_length(polyline, point)) - point)) < 1e-6
+            )  # a path crossing itself has two nearest points
+        # past the end, the path runs on along its last segment
+        beyond = cut_to_length(polyline, path_length(polyline) + 30.0)
+        assert nearest_length(polyline, beyond[-1], extend=True) == pytest.approx(path_length(polyline) + 30.0)
