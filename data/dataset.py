@@ -37,7 +37,9 @@ PAD_KIND = 0  # kind of padding tokens; they are masked out, any valid type woul
 
 _CENTER = np.array(POSITION_CENTER, np.float32)
 
-_INT_COLUMNS = ["BeatmapID", "BeatmapSetID"]
+_INT_COLUMNS = ["BeatmapID", "BeatmapSetID"]  # empty when unknown, so pandas' nullable Int64
+# Read as text even when they look like numbers (a set folder named "1234", an artist called "2", an MD5 of digits).
+_TEXT_COLUMNS = ["md5", "source", "set_key", "creator", "version", "title", "artist", "split"]
 
 
 def normalize_positions(position_px: np.ndarray) -> np.ndarray:
@@ -81,7 +83,7 @@ def load_cache(cache_dir: str | os.PathLike) -> tuple[pd.DataFrame, StyleTable, 
         raise BadInputError(cache_dir, "not a prepared cache (run python -m data.prepare first)")
     table = pd.read_csv(
         table_path,
-        dtype={"md5": str, "source": str, "set_key": str, "creator": str, "version": str, "title": str, "split": str},
+        dtype={c: str for c in _TEXT_COLUMNS},
         keep_default_na=False,
         na_values={c: [""] for c in _INT_COLUMNS},
     )
