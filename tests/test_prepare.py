@@ -295,3 +295,16 @@ def test_cache_inside_an_input_is_not_read_as_input(songs: Path):
     shutil.copy(songs / SHORT_MAP, songs / "cache" / "archive_maps" / "x.osu")
     second = prepare([songs], songs / "cache", progress=False)
     assert second["found"] == first["found"] and second["new"] == 0
+
+
+def test_workers_do_not_change_the_output_bytes(songs: Path, tmp_path: Path):
+    prepare([songs], tmp_path / "one", workers=1, progress=False)
+    prepare([songs], tmp_path / "two", workers=2, progress=False)
+    for name in (TABLE_FILE, STYLES_FILE):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    arrays = sorted(p.name for p in (tmp_path / "one" / ARRAYS_DIR).iterdir())
+    assert arrays == sorted(p.name for p in (tmp_path / "two" / ARRAYS_DIR).iterdir())
+    for name in arrays:
+        assert (tmp_path / "one" / ARRAYS_DIR / name).read_bytes() == (
+            tmp_path / "two" / ARRAYS_DIR / name
+        ).read_bytes()
