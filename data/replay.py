@@ -39,7 +39,6 @@ STABLE_START_FRAMES = 2
 # A stable-era client version (yyyymmdd); below 30000000 readers treat the file as osu!stable's.
 STABLE_GAME_VERSION = 20240101
 DEFAULT_STEP_MS = 1000.0 / 60.0
-FRAME_TIME_TOLERANCE_MS = 1.0
 COORDINATE_DECIMALS = 4
 MAX_UINT16 = 0xFFFF
 # .NET DateTime ticks (100 ns since 0001-01-01) at the Unix epoch.
@@ -200,10 +199,9 @@ def to_grid(
 ) -> ReplayGrid:
     """Resample frames every `step_ms` of play time.
 
-    The cursor is linearly interpolated between frames (it moves continuously between samples); a key counts
-    as down in a tick if it is down at the tick or in any frame within half a step of it, so a press lands
-    on the nearest tick and taps shorter than a tick survive. `rate` defaults to the record's mods rate (1 for
-    bare frames).
+    The cursor is linearly interpolated between frames (it moves continuously between samples), except at a
+    press, where it is where the press happened; each key press and release moves to its nearest tick, so
+    taps shorter than a tick survive. `rate` defaults to the record's mods rate (1 for bare frames).
     """
     frames = record.frames if isinstance(record, ReplayRecord) else record
     if rate is None:
@@ -218,26 +216,44 @@ def to_grid(
     ticks = start + step_ms * np.arange(count, dtype=np.float64)
     x = np.interp(ticks, play_ms, frames.x).astype(np.float32)
     y = np.interp(ticks, play_ms, frames.y).astype(np.float32)
-    # Key bins are centred on the ticks, so a press lands on the tick nearest to it (at most step/2 away).
-    edges = np.concatenate([ticks - step_ms / 2, [ticks[-1] + step_ms / 2]])
-    at_edge = np.searchsorted(play_ms, edges, side="right") - 1  # latest frame at or before each bin edge
-    # A frame up to 1 ms after a tick counts as at it: written frames sit on whole song milliseconds.
-    at_tick = np.searchsorted(play_ms, ticks + FRAME_TIME_TOLERANCE_MS, side="right") - 1
-    k1 = _keys_per_bin(frames.keys & KEY1_BITS != 0, at_tick, at_edge)
-    k2 = _keys_per_bin(frames.keys & KEY2_BITS != 0, at_tick, at_edge)
+    k1 = _keys_on_ticks(play_ms, frames.keys & KEY1_BITS != 0, start, step_ms, count, frames.x, frames.y, x, y)
+    k2 = _keys_on_ticks(play_ms, frames.keys & KEY2_BITS != 0, start, step_ms, count, frames.x, frames.y, x, y)
     return ReplayGrid(ticks, x, y, k1, k2, float(step_ms), float(rate))
 
 
-def _keys_per_bin(down: np.ndarray, at_tick: np.ndarray, at_edge: np.ndarray) -> np.ndarray:
-    """Down at the tick itself, or in any frame inside the tick's bin (a tap between ticks).
+def _keys_on_ticks(
+    time_ms: np.ndarray,
+    down: np.ndarray,
+    start: float,
+    step_ms: float,
+    count: int,
+    frame_x: np.ndarray,
+    frame_y: np.ndarray,
+    tick_x: np.ndarray,
+    tick_y: np.ndarray,
+) -> np.ndarray:
+    """Each hold of a key moved onto ticks: press and release to their nearest ticks.
 
-    Using the state at the tick rather than at the bin's opening makes resampling a grid's own frames
-    return the same keys (a release is not stretched by a bin).
+    Every hold keeps at least one tick, and holds stay at least one tick apart (a press that would touch the
+    previous hold moves a tick later), so no press is lost or merged. The cursor at a press tick is set to
+    where it was at the press (`tick_x`/`tick_y` are edited): a fast hand is up to half a step further on
+    by the tick, which would move a click off its circle.
     """
-    counts = np.concatenate([[0], np.cumsum(down)])  # counts[i] = frames down among the first i
-    inside = counts[at_edge[1:] + 1] - counts[at_edge[:-1] + 1]
-    held = np.where(at_tick >= 0, down[np.clip(at_tick, 0, None)], False)
-    return held | (inside > 0)
+    out = np.zeros(count, bool)
+    changes = np.flatnonzero(np.diff(np.concatenate([[False], down, [False]]).astype(np.int8)))
+    presses, releases = changes[0::2], changes[1::2]
+    end_ms = time_ms[-1] + step_ms
+    previous_end = -1
+    for p, r in zip(presses, releases, strict=True):
+        first = max(int(np.floor((time_ms[p] - start) / step_ms + 0.5)), previous_end + 1, 0)
+        release_ms = time_ms[r] if r < len(time_ms) else end_ms
+        stop = max(int(np.floor((release_ms - start) / step_ms + 0.5)), first + 1)
+        if first >= count:
+            break
+        out[first:stop] = True
+        tick_x[first], tick_y[first] = frame_x[p], frame_y[p]
+        previous_end = stop
+    return out
 
 
 def grid_frames(grid: ReplayGrid) -> ReplayFrames:
