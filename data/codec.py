@@ -36,7 +36,7 @@ import numpy as np
 
 from data.curves import end_point, full_path, nearest_length, segments_of
 from data.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Datapoints, DatapointType, distances, slider_end_type
-from data.osu_file import SV_MAX, SV_MIN, Beatmap, HitObject, TimingPoint
+from data.osu_file import SV_MAX, SV_MIN, Beatmap, HitObject, TimingPoint, ends_on_repeated_point
 
 ROLE_START = -1  # circle, spinner start or slider head
 ROLE_END = -2  # spinner end or slider end; 0.. is the index of a slider's anchor run
@@ -192,6 +192,7 @@ def decode(beatmap: Beatmap, positions: np.ndarray) -> str:
 
     changed: dict[int, str] = {}  # HitObjects section line -> new text
     new_lengths: dict[int, float] = {}  # object index -> new pixel length
+    ratio_at_time: dict[int, float] = {}  # slider start time -> new length / source length
     source_lines = beatmap.sections["HitObjects"]
     for index, h in enumerate(beatmap.hit_objects):
         if h.kind == "spinner":
@@ -202,9 +203,11 @@ def decode(beatmap: Beatmap, positions: np.ndarray) -> str:
         head = _place(roles[ROLE_START], (h.x, h.y), margin_px=0)
         fields[0], fields[1] = _coord_text(head[0], fields[0]), _coord_text(head[1], fields[1])
         if h.kind == "slider":
-            length_px = _decode_slider(beatmap, h, fields, head, roles)
+            length_px = _decode_slider(beatmap, h, fields, head, roles, ratio_at_time.get(h.time_ms))
             if length_px is not None:
                 new_lengths[index] = length_px
+            if h.length_px > 0:
+                ratio_at_time.setdefault(h.time_ms, 1.0 if length_px is None else length_px / h.length_px)
         text = ",".join(fields)
         if text != line:
             changed[h.line_index] = text
@@ -257,8 +260,14 @@ def _coord_text(value: float, source_text: str) -> str:
     return str(int(round(value)))
 
 
-def _decode_slider(beatmap: Beatmap, h: HitObject, fields: list[str], head, roles: dict) -> float | None:
-    """Rewrite the curve and length fields of a slider line; its new length when that changed."""
+def _decode_slider(
+    beatmap: Beatmap, h: HitObject, fields: list[str], head, roles: dict, ratio: float | None
+) -> float | None:
+    """Rewrite the curve and length fields of a slider line; its new length when that changed.
+
+    `ratio` (new length / source length) is forced when another slider starts at the same time: one green
+    line sets the SV of both, so their lengths must scale alike.
+    """
     lead, runs = slider_runs(h)
     if not runs or h.length_px <= 0:
         return None  # a curve without points or length stays as written
@@ -274,12 +283,21 @@ def _decode_slider(beatmap: Beatmap, h: HitObject, fields: list[str], head, role
         fields[5] = _curve_text(h, new_points, fields[5])
 
     target = np.asarray(roles[ROLE_END], np.float64)
-    if not moved and np.hypot(*(target - _span_end(h))) <= SAME_POINT_PX:
-        return None
-    if beatmap.format_version < FIXED_TICK_SPACING_BEFORE_VERSION:
-        return None  # a new length would add or drop ticks: keep the source's, the end follows the path
-    polyline = full_path(segments_of(h, np.array([head, *new_points], np.float64)))
-    length_px = nearest_length(polyline, target, extend=True)
+    if ratio is not None:
+        if ratio == 1.0:
+            return None
+        length_px = h.length_px * ratio
+    else:
+        if not moved and np.hypot(*(target - _span_end(h))) <= SAME_POINT_PX:
+            return None
+        if beatmap.format_version < FIXED_TICK_SPACING_BEFORE_VERSION:
+            return None  # a new length would add or drop ticks: keep the source's, the end follows the path
+        if _tickless(beatmap, h.time_ms):
+            return None  # a NaN green line turns ticks off (lazer: GenerateTicks); a new one would turn them on
+        if h.time_ms < beatmap.timing_point_at(h.time_ms).time_ms:
+            return None  # before the first red line: a green line there has no BPM to scale (slider misreads it)
+        polyline = full_path(segments_of(h, np.array([head, *new_points], np.float64)))
+        length_px = nearest_length(polyline, target, extend=not ends_on_repeated_point(h))
     # osu! clamps SV to [0.1, 10]: the new length must be reachable by scaling the source's SV
     sv = beatmap.slider_velocity_at(h.time_ms)
     step = 10.0**-LENGTH_DECIMALS
@@ -290,6 +308,17 @@ def _decode_slider(beatmap: Beatmap, h: HitObject, fields: list[str], head, role
         fields.append("1" if len(fields) == 6 else "")
     fields[7] = _length_text(length_px)
     return float(fields[7])
+
+
+def _tickless(beatmap: Beatmap, time_ms: float) -> bool:
+    """True when the green line in effect at `time_ms` has a NaN beat length."""
+    points = beatmap.timing_points
+    end = bisect.bisect_right([p.time_ms for p in points], time_ms)
+    if end == 0:
+        return False
+    group = [p for p in points[:end] if p.time_ms == points[end - 1].time_ms]
+    greens = [p for p in group if not p.uninherited]
+    return bool(greens) and math.isnan(greens[-1].beat_length)
 
 
 def _curve_text(h: HitObject, points: list[tuple[float, float]], source_text: str) -> str:
@@ -318,9 +347,11 @@ def _retime_sliders(beatmap: Beatmap, new_lengths: dict[int, float], lines: list
         return
     points = [_MutablePoint(p, p.beat_length) for p in beatmap.timing_points]  # time-sorted, stable
     times = [q.point.time_ms for q in points]
+    done_times = set()
     for index, h in enumerate(beatmap.hit_objects):
-        if h.kind != "slider":
-            continue
+        if h.kind != "slider" or h.time_ms in done_times:
+            continue  # the first slider at a time sets the SV; decode scaled the others' lengths alike
+        done_times.add(h.time_ms)
         source_sv = beatmap.slider_velocity_at(h.time_ms)
         wanted = source_sv * new_lengths[index] / h.length_px if index in new_lengths else source_sv
         end = bisect.bisect_right(times, h.time_ms)

@@ -4,6 +4,8 @@ Format reference: https://osu.ppy.sh/wiki/en/Client/File_formats/osu_%28file_for
 Behaviour on odd files follows osu!lazer's LegacyBeatmapDecoder (which mirrors osu!stable):
 - a missing "osu file format" header is read as the latest version (14), like lazer's fallback decoder;
 - slides <= 0 count as one span, a slider length <= 0 or missing means "the whole path";
+- a path whose last two control points are equal is never extended, so a longer written length is cut to
+  the drawn path (`length_px` is the length osu! plays, the line keeps what was written);
 - timing points at one time: an inherited (green) point's slider velocity overrides the red point's;
 - a slider whose curve has no control points is read as lazer reads it: a path of just the head, length 0,
   so it ends when it starts (a real ranked map, a test fixture, has "B,2560,-1").
@@ -191,6 +193,12 @@ class Beatmap:
         return cached[1]
 
 
+def ends_on_repeated_point(h: HitObject) -> bool:
+    """True for a slider whose last two control points (head included) are equal: osu! never extends it."""
+    points = [(h.x, h.y), *h.control_points]
+    return len(points) >= 2 and points[-1] == points[-2]
+
+
 def span_duration_ms(length_px: float, slider_multiplier: float, sv: float, beat_length: float) -> float:
     """One slider span's duration: length / (SliderMultiplier * 100 * SV) beats."""
     return length_px / (slider_multiplier * BASE_SLIDER_VELOCITY_PX * sv) * beat_length
@@ -284,6 +292,9 @@ def parse_beatmap(data: bytes, path: str | None = None) -> Beatmap:
             continue
         if not h.length_given:
             h.length_px = slider_path_length(h)
+        elif ends_on_repeated_point(h):
+            # osu! does not extend a path whose last two points are equal: it is as long as it is drawn
+            h.length_px = min(h.length_px, slider_path_length(h))
         h.end_time_ms = h.time_ms + beatmap.slider_duration_ms(h) * h.slides
         if not math.isfinite(h.end_time_ms):
             raise BadInputError(path, f"slider at {h.time_ms} ms has no finite duration")
