@@ -274,10 +274,16 @@ def _decode_slider(
     new_points = list(h.control_points)
     for i in range(lead):
         new_points[i] = head
+    previous = head
     for k, run in enumerate(runs):
-        p = _place(roles[k], h.control_points[run.first], margin_px=ANCHOR_MARGIN_PX)
+        source = h.control_points[run.first]
+        p = _place(roles[k], source, margin_px=ANCHOR_MARGIN_PX)
+        if p == previous and p != source:
+            # two runs rounded onto one pixel would read as a segment split (a red anchor): keep them apart
+            p = (p[0] + (1.0 if p[0] < PLAYFIELD_WIDTH else -1.0), p[1])
         for i in range(run.first, run.first + run.count):
             new_points[i] = p
+        previous = p
     moved = head != (h.x, h.y) or new_points != h.control_points
     if moved:
         fields[5] = _curve_text(h, new_points, fields[5])

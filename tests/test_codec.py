@@ -198,3 +198,12 @@ def test_nearest_length_inverts_point_at_length(fixtures):
         # past the end, the path runs on along its last segment
         beyond = cut_to_length(polyline, path_length(polyline) + 30.0)
         assert nearest_length(polyline, beyond[-1], extend=True) == pytest.approx(path_length(polyline) + 30.0)
+
+
+@pytest.mark.parametrize("name", [AKA_NO_HA, RED_GOOSE])
+def test_decoded_map_encodes_to_the_same_types(fixtures, name):
+    beatmap = read_beatmap(fixtures / "songs" / name)
+    source = encode(beatmap)
+    for positions in (_scaled(beatmap, 0.7), np.full((len(source), 2), (256.0, 192.0))):
+        again = encode(parse_beatmap(decode(beatmap, positions).encode()))
+        assert collections.Counter(again.kind.tolist()) == collections.Counter(source.kind.tolist())
