@@ -38,7 +38,7 @@ from data.codec import encode
 from data.datapoints import Datapoints
 from data.errors import BadInputError
 from data.osu_file import parse_beatmap
-from data.sources import MapSource, find_maps
+from data.sources import ARCHIVE_SEPARATOR, MapSource, find_maps
 from data.stars import star_rating
 from data.styles import StyledMap, StyleTable
 
@@ -115,7 +115,7 @@ def process_source(source: MapSource, cache_dir: str) -> dict:
     outcome = {"source": source.key, "set_key": source.set_key, "stamp": source.stamp, "md5": "", "skip_reason": ""}
     try:
         raw = source.read_bytes()
-    except (OSError, KeyError, ValueError) as err:
+    except Exception as err:  # OSError, or a corrupt archive member (BadZipFile, zlib.error, ...)
         return dict(outcome, skip_reason=f"unreadable ({type(err).__name__})")
     try:
         beatmap = parse_beatmap(raw, path=source.key)
@@ -399,7 +399,7 @@ def _maps_by_md5(output: Path) -> dict[str, str]:
     """A file path for every map in the cache; archive members are written out once, since pairing wants paths."""
     maps: dict[str, str] = {}
     for row in _read_csv(output / TABLE_FILE):
-        archive, sep, member = row["source"].partition("::")
+        archive, sep, member = row["source"].partition(ARCHIVE_SEPARATOR)
         if not sep:
             maps[row["md5"]] = row["source"]
             continue

@@ -308,3 +308,18 @@ def test_workers_do_not_change_the_output_bytes(songs: Path, tmp_path: Path):
         assert (tmp_path / "one" / ARRAYS_DIR / name).read_bytes() == (
             tmp_path / "two" / ARRAYS_DIR / name
         ).read_bytes()
+
+
+def test_corrupt_archive_member_is_skipped(fixtures: Path, tmp_path: Path):
+    inputs = tmp_path / "in"
+    shutil.copytree(fixtures / "songs" / KARIA_SET, inputs / KARIA_SET)
+    osz = inputs / "broken.osz"
+    with zipfile.ZipFile(osz, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(fixtures / "songs" / V9_MAP, "map.osu")
+    data = bytearray(osz.read_bytes())
+    middle = len(data) // 3  # inside the member's compressed bytes; the directory at the end stays intact
+    data[middle : middle + 40] = bytes(40)
+    osz.write_bytes(bytes(data))
+    summary = prepare([inputs], tmp_path / "cache", progress=False)
+    assert summary["maps"] == 1 and summary["skipped"] == 1
+    assert next(iter(summary["skipped_by_reason"])).startswith("unreadable")
