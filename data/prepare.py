@@ -126,7 +126,9 @@ def process_source(source: MapSource, cache_dir: str) -> dict:
         stars = star_rating(raw, path=source.key)
     except BadInputError as err:
         return dict(outcome, skip_reason=reason_of(err.problem))
-    except Exception as err:  # a codec bug must cost one map, not the build; the reason names it
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as err:  # a codec bug (or a Rust panic in rosu-pp) costs one map, not the build
         return dict(outcome, skip_reason=f"codec error ({type(err).__name__})")
     target = array_path(cache_dir, beatmap.md5)
     if not target.exists():
