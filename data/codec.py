@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data.curves import end_point, full_path, nearest_length, segments_of
+from data.curves import end_point, full_path, nearest_length, path_length, segments_of
 from data.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Datapoints, DatapointType, distances, slider_end_type
 from data.osu_file import SV_MAX, SV_MIN, Beatmap, HitObject, TimingPoint, ends_on_repeated_point
 
@@ -285,35 +285,45 @@ def _decode_slider(
             new_points[i] = p
         previous = p
     moved = head != (h.x, h.y) or new_points != h.control_points
-    if moved:
-        fields[5] = _curve_text(h, new_points, fields[5])
 
     target = np.asarray(roles[ROLE_END], np.float64)
     if ratio is not None:
-        if ratio == 1.0:
-            return None
         length_px = h.length_px * ratio
+    elif not moved and np.hypot(*(target - _span_end(h))) <= SAME_POINT_PX:
+        return None
+    elif (
+        beatmap.format_version < FIXED_TICK_SPACING_BEFORE_VERSION  # ticks spaced by px: a new length changes them
+        or _tickless(beatmap, h.time_ms)  # a NaN green line turns ticks off; a new green line would turn them on
+        or h.time_ms < beatmap.timing_point_at(h.time_ms).time_ms  # before the first red line: no BPM to scale
+    ):
+        length_px = h.length_px
     else:
-        if not moved and np.hypot(*(target - _span_end(h))) <= SAME_POINT_PX:
-            return None
-        if beatmap.format_version < FIXED_TICK_SPACING_BEFORE_VERSION:
-            return None  # a new length would add or drop ticks: keep the source's, the end follows the path
-        if _tickless(beatmap, h.time_ms):
-            return None  # a NaN green line turns ticks off (lazer: GenerateTicks); a new one would turn them on
-        if h.time_ms < beatmap.timing_point_at(h.time_ms).time_ms:
-            return None  # before the first red line: a green line there has no BPM to scale (slider misreads it)
         polyline = full_path(segments_of(h, np.array([head, *new_points], np.float64)))
         length_px = nearest_length(polyline, target, extend=not ends_on_repeated_point(h))
-    # osu! clamps SV to [0.1, 10]: the new length must be reachable by scaling the source's SV
-    sv = beatmap.slider_velocity_at(h.time_ms)
-    step = 10.0**-LENGTH_DECIMALS
-    low = math.ceil(h.length_px * SV_MIN / sv / step) * step
-    high = math.floor(h.length_px * SV_MAX / sv / step) * step
-    length_px = min(max(round(length_px, LENGTH_DECIMALS), low, step), high)
+        # osu! clamps SV to [0.1, 10]: the new length must be reachable by scaling the source's SV
+        sv = beatmap.slider_velocity_at(h.time_ms)
+        step = 10.0**-LENGTH_DECIMALS
+        low = math.ceil(h.length_px * SV_MIN / sv / step) * step
+        high = math.floor(h.length_px * SV_MAX / sv / step) * step
+        length_px = min(max(round(length_px, LENGTH_DECIMALS), low, step), high)
+    keep_length = length_px == h.length_px
+    if keep_length and not moved:
+        return None
+
+    last = runs[-1]
+    if ends_on_repeated_point(h) and last.count > 1:
+        # osu! does not extend a path ending on a repeated point: write that point once when the path is short
+        natural_px = path_length(full_path(segments_of(h, np.array([head, *new_points], np.float64))))
+        if length_px > natural_px + 10.0**-LENGTH_DECIMALS:
+            new_points = new_points[: last.first + 1]
+    if moved or len(new_points) != len(h.control_points):
+        fields[5] = _curve_text(h, new_points, fields[5])
+    if keep_length and h.length_given and not ends_on_repeated_point(h):
+        return None  # the written length still holds
     while len(fields) < 8:
         fields.append("1" if len(fields) == 6 else "")
     fields[7] = _length_text(length_px)
-    return float(fields[7])
+    return None if keep_length else float(fields[7])
 
 
 def _tickless(beatmap: Beatmap, time_ms: float) -> bool:

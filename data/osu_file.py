@@ -4,8 +4,8 @@ Format reference: https://osu.ppy.sh/wiki/en/Client/File_formats/osu_%28file_for
 Behaviour on odd files follows osu!lazer's LegacyBeatmapDecoder (which mirrors osu!stable):
 - a missing "osu file format" header is read as the latest version (14), like lazer's fallback decoder;
 - slides <= 0 count as one span, a slider length <= 0 or missing means "the whole path";
-- a path whose last two control points are equal is never extended, so a longer written length is cut to
-  the drawn path (`length_px` is the length osu! plays, the line keeps what was written);
+- a catmull path ending on a doubled point is never extended, so a longer written length is cut to the
+  drawn path (`length_px` is the length osu! plays, the line keeps what was written);
 - timing points at one time: an inherited (green) point's slider velocity overrides the red point's;
 - a slider whose curve has no control points is read as lazer reads it: a path of just the head, length 0,
   so it ends when it starts (a real ranked map, a test fixture, has "B,2560,-1").
@@ -194,9 +194,14 @@ class Beatmap:
 
 
 def ends_on_repeated_point(h: HitObject) -> bool:
-    """True for a slider whose last two control points (head included) are equal: osu! never extends it."""
-    points = [(h.x, h.y), *h.control_points]
-    return len(points) >= 2 and points[-1] == points[-2]
+    """True for a slider osu! never extends: its last two control points are equal after lazer's reading.
+
+    Reading a legacy path drops a written repeat (it only splits segments), except inside catmull paths,
+    so in practice this is a catmull slider ending on a doubled point.
+    """
+    if h.curve_type != "C" or len(h.segment_types) > 1 or len(h.control_points) < 2:
+        return False
+    return h.control_points[-1] == h.control_points[-2]
 
 
 def span_duration_ms(length_px: float, slider_multiplier: float, sv: float, beat_length: float) -> float:
