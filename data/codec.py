@@ -19,10 +19,13 @@ pixel length of sliders, and inherited timing points added or adjusted so each s
 so its end time, ticks and repeats) is unchanged. The new length is the arc length of the path point nearest
 the generated slider end (the path may run on along its last segment, as osu! extends it), limited to what
 SV 0.1..10 can keep in time. Maps older than v8 keep every slider's length: osu! spaces their ticks by
-pixels, so a new length would change the tick count; their slider end simply follows the new path.
+pixels, so a new length would change the tick count; their slider end simply follows the new path. The
+same holds for sliders under a NaN green line (no ticks) and before the first red line; sliders starting
+at one time share one green line, so their lengths scale by the first one's factor.
 Circles and heads are rounded to integers and clipped to the playfield, anchors to the playfield plus a
 256 px margin; spinners keep their position. Points that round to the source's values keep the source
-text, so decoding a map with its own positions gives back the same bytes.
+text, so decoding a map with its own positions gives back the same bytes. The curve letters and the number
+of points stay the source's (decode gets positions, and the anchor types come from the source's curve).
 """
 
 from __future__ import annotations

@@ -118,12 +118,13 @@ def test_bad_input_is_refused_with_the_path(fixtures, tmp_path, kind):
         assert "osu!taiko map (Mode 1)" in str(err.value)
 
 
-def test_zero_beat_length_is_refused(fixtures, tmp_path):
+@pytest.mark.parametrize("beat_length", ["0", "-500", "NaN"])
+def test_bad_beat_length_is_refused(fixtures, tmp_path, beat_length):
     data = (fixtures / "songs" / AKA_NO_HA).read_bytes().decode("utf-8")
     lines = data.split("\r\n")
     start = lines.index("[TimingPoints]") + 1
     fields = lines[start].split(",")
-    lines[start] = ",".join([fields[0], "0", *fields[2:]])
+    lines[start] = ",".join([fields[0], beat_length, *fields[2:]])
     bad = tmp_path / "zero.osu"
     bad.write_bytes("\r\n".join(lines).encode())
     with pytest.raises(BadInputError, match="beat length"):
