@@ -10,6 +10,7 @@ An inference export has the same layout with model_state/optimizer_state set to 
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import random
@@ -52,7 +53,20 @@ def model_config_dict(name: str, config) -> dict:
     """The `config` entries that identify a registered model: {"model": name, "model_config": plain dict}."""
     if name not in MODEL_REGISTRY:
         raise KeyError(f"model {name!r} is not registered (known: {sorted(MODEL_REGISTRY)})")
-    return {"model": name, "model_config": config.to_dict()}
+    module = getattr(MODEL_REGISTRY[name][0], "__module__", "")
+    return {"model": name, "model_module": module, "model_config": config.to_dict()}
+
+
+def _registered(name: str, module: str | None) -> tuple[Callable[..., nn.Module], type]:
+    """The registry entry for `name`, importing the project module that registers it when needed."""
+    if name not in MODEL_REGISTRY and module and module.startswith("dit."):
+        # Only our own package: a checkpoint must not be able to make us import arbitrary code.
+        importlib.import_module(module)
+    if name not in MODEL_REGISTRY:
+        raise BadInputError(
+            None, f"checkpoint holds model {name!r}, which is not registered ({sorted(MODEL_REGISTRY)})"
+        )
+    return MODEL_REGISTRY[name]
 
 
 #################################################################################

@@ -55,6 +55,13 @@ def _expand(v: Tensor, like: Tensor) -> Tensor:
     return v.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
 
 
+def randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Standard normal noise shaped like x, drawn on the generator's device: a CPU generator gives the same
+    numbers whether the model runs on CPU or GPU."""
+    device = generator.device if generator is not None else x.device
+    return torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
+
+
 def q_sample(x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
     """Sample x_t ~ q(x_t | x0)."""
     alpha, sigma = alpha_sigma(t)
@@ -112,9 +119,10 @@ def training_losses(
     """
     batch = x0.shape[0]
     if t is None:
-        t = torch.rand(batch, generator=generator, device=x0.device)
+        device = generator.device if generator is not None else x0.device
+        t = torch.rand(batch, generator=generator, device=device).to(x0.device)
     if noise is None:
-        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        noise = randn_like(x0, generator)
     x_t = q_sample(x0, t, noise)
     output = model(x_t, t, mask=mask, **model_kwargs)
     target = training_target(x0, noise, t, prediction)
@@ -215,8 +223,7 @@ def sample_ancestral(
         var_ts = sigma_t**2 - alpha_ts**2 * sigma_s**2
         mean = (alpha_ts * sigma_s**2 / sigma_t**2) * x + (alpha_s * var_ts / sigma_t**2) * x0
         std = (var_ts * sigma_s**2 / sigma_t**2).sqrt()
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        x = (mean + std * noise).to(x.dtype)
+        x = (mean + std * randn_like(x, generator)).to(x.dtype)
     return x
 
 
