@@ -68,8 +68,24 @@ def local_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, window: int, 
     return out.reshape(batch, heads, num_blocks * block, head_dim)[:, :, :length]
 
 
+def rotate_by_index(x: Tensor, base: float = 10_000.0) -> Tensor:
+    """Rotary position embedding over token index (Su et al. 2021, arXiv:2104.09864) for x [B, heads, L, d].
+
+    Scores then depend on the index offset j - i only, so order is known (datapoints often share a time:
+    a slider's last anchor and its end) while a shift of the window or padding at the end changes nothing.
+    """
+    length, head_dim = x.shape[-2], x.shape[-1]
+    half = head_dim // 2
+    inv_freq = base ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
+    angles = torch.arange(length, device=x.device, dtype=torch.float32)[:, None] * inv_freq  # [L, d/2]
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    x1, x2 = x[..., :half], x[..., half : 2 * half]
+    rotated = torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    return torch.cat([rotated, x[..., 2 * half :]], dim=-1)
+
+
 class LocalSelfAttention(nn.Module):
-    """Multi-head self-attention over a sliding window of `window` tokens on each side."""
+    """Multi-head self-attention over a sliding window of `window` tokens on each side, rotary in token index."""
 
     def __init__(self, hidden_size: int, num_heads: int, window: int, dropout: float = 0.0):
         super().__init__()
@@ -86,6 +102,7 @@ class LocalSelfAttention(nn.Module):
         batch, length, hidden = x.shape
         qkv = self.qkv(x).view(batch, length, 3, self.num_heads, hidden // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, heads, L, d]
+        q, k = rotate_by_index(q), rotate_by_index(k)
         dropout_p = self.dropout if self.training else 0.0
         y = local_attention(q, k, v, mask, self.window, dropout_p)
         y = y.transpose(1, 2).reshape(batch, length, hidden)

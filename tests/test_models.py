@@ -12,7 +12,7 @@ from data.codec import encode
 from data.datapoints import Datapoints
 from data.dataset import full_map_sample
 from data.osu_file import read_beatmap
-from dit.attention import local_attention
+from dit.attention import local_attention, rotate_by_index
 from dit.models import DIT_PRESETS, NULL_CLASS, PositionDiT, preset_config
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -212,3 +212,14 @@ def test_guidance_scale_one_is_one_conditional_pass(big_map):
         uncond = model(x, t, **{**kw, "style": torch.full((2,), NULL_CLASS)})
     handle.remove()
     torch.testing.assert_close(guided, uncond + 3.0 * (cond - uncond), atol=1e-5, rtol=1e-5)
+
+
+def test_rotary_scores_depend_on_index_offset_only():
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(1, 1, 1, 16, generator=g).expand(1, 1, 12, 16)
+    k = torch.randn(1, 1, 1, 16, generator=g).expand(1, 1, 12, 16)
+    scores = (rotate_by_index(q) @ rotate_by_index(k).transpose(-1, -2))[0, 0]  # same vectors at every index
+    for offset in range(-3, 4):
+        diagonal = torch.diagonal(scores, offset)
+        torch.testing.assert_close(diagonal, diagonal[:1].expand_as(diagonal), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(torch.diagonal(scores, 1)[0], torch.diagonal(scores, -1)[0])  # order is visible
