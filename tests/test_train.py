@@ -1,0 +1,122 @@
+"""The training loop on real fixture maps: runs, checkpoints, and resumes to the same weights."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import train
+from data.prepare import prepare
+from dit.checkpoint import load_checkpoint
+
+TINY = [
+    "--model",
+    "DiT-T",
+    "--global-batch-size",
+    "4",
+    "--seq-len",
+    "32",
+    "--log-every",
+    "2",
+    "--val-every",
+    "4",
+    "--no-tensorboard",
+    "--warmup-steps",
+    "2",
+]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory, request):
+    from tests.conftest import FIXTURES
+
+    out = tmp_path_factory.mktemp("cache")
+    prepare([FIXTURES / "songs"], out, workers=1, progress=False)
+    return out
+
+
+def run(args):
+    assert train.cli(args) == 0
+
+
+def test_straight_and_resumed_runs_give_the_same_weights(cache, tmp_path):
+    run(
+        [
+            *TINY,
+            "--data-path",
+            str(cache),
+            "--results-dir",
+            str(tmp_path / "a"),
+            "--max-steps",
+            "4",
+            "--ckpt-every",
+            "2",
+        ]
+    )
+    run(
+        [
+            *TINY,
+            "--data-path",
+            str(cache),
+            "--results-dir",
+            str(tmp_path / "b"),
+            "--max-steps",
+            "4",
+            "--ckpt-every",
+            "2",
+            "--resume",
+            str(tmp_path / "a" / "checkpoints" / "step_0000002.pt"),
+        ]
+    )
+    straight = load_checkpoint(tmp_path / "a" / "checkpoints" / "step_0000004.pt")
+    resumed = load_checkpoint(tmp_path / "b" / "checkpoints" / "step_0000004.pt")
+    assert resumed["train_state"]["step"] == 4
+    for key in ("model_state", "ema_state"):
+        for name, value in straight[key].items():
+            assert torch.equal(value, resumed[key][name]), f"{key}.{name} differs after resume"
+    # The run changed the weights: the comparison above is not between two untouched initialisations.
+    first = load_checkpoint(tmp_path / "a" / "checkpoints" / "step_0000002.pt")
+    assert any(not torch.equal(v, straight["model_state"][k]) for k, v in first["model_state"].items())
+
+
+def test_checkpoint_is_self_describing(cache, tmp_path):
+    run([*TINY, "--data-path", str(cache), "--results-dir", str(tmp_path), "--max-steps", "2"])
+    ckpt = torch.load(tmp_path / "checkpoints" / "step_0000002.pt", weights_only=True)
+    assert ckpt["config"]["model"] == "PositionDiT"
+    assert (
+        ckpt["config"]["model_config"]["num_classes"]
+        == len(ckpt["extra"]["styles"]["beatmaps"]) + len(ckpt["extra"]["styles"]["mappers"]) + 1
+    )
+    assert ckpt["extra"]["prediction"] in ("eps", "v")
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert any('"val_loss"' in line for line in lines) and any('"train_loss"' in line for line in lines)
+
+
+def test_raw_folder_is_prepared_on_first_use(tmp_path):
+    from tests.conftest import FIXTURES
+
+    run([*TINY, "--data-path", str(FIXTURES / "songs"), "--results-dir", str(tmp_path), "--max-steps", "1"])
+    assert (tmp_path / "cache" / "maps.csv").is_file()
+    assert (tmp_path / "checkpoints" / "step_0000001.pt").is_file()
+
+
+def test_bad_data_path_is_one_line_and_exit_2(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "--data-path",
+            str(tmp_path / "missing"),
+            "--results-dir",
+            str(tmp_path / "r"),
+            "--max-steps",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=train.Path(train.__file__).parent,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "missing" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "r" / "checkpoints").exists()

@@ -1,0 +1,329 @@
+"""Train a position DiT on prepared beatmaps: one loop for CPU, one GPU, many GPUs and many nodes.
+
+    python train.py --model DiT-T --data-path ~/osu/Songs --results-dir results/run1
+    torchrun --nproc-per-node=2 train.py --model DiT-S --data-path CACHE --results-dir DIR
+    accelerate launch train.py --model DiT-B --data-path CACHE --results-dir DIR
+
+The batch of step s is a pure function of (seed, s): resuming from a checkpoint replays the exact data order,
+noise and learning-rate schedule, so N straight steps and N/2 + resume + N/2 give the same weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from data.errors import BadInputError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from dit.models import DIT_PRESETS
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", choices=sorted(DIT_PRESETS), default="DiT-T", help="model preset")
+    p.add_argument(
+        "--data-path",
+        type=Path,
+        required=True,
+        nargs="+",
+        help="a prepared cache (python -m data.prepare) or raw map folders / Songs folders / .osz files",
+    )
+    p.add_argument("--results-dir", type=Path, default=Path("results"), help="checkpoints, logs and TensorBoard")
+    p.add_argument("--global-batch-size", type=int, default=64, help="windows per optimizer step, all processes")
+    p.add_argument("--seq-len", type=int, default=128, help="datapoints per training window")
+    p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (AdamW)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
+    p.add_argument("--warmup-steps", type=int, default=200, help="linear LR warmup steps")
+    p.add_argument("--max-steps", type=int, default=10000, help="total optimizer steps (LR decays to 10%% by then)")
+    p.add_argument("--ckpt-every", type=int, default=1000, help="write a checkpoint every N steps (and at the end)")
+    p.add_argument("--val-every", type=int, default=500, help="validation loss every N steps (and at the end)")
+    p.add_argument("--log-every", type=int, default=50, help="print and log the training loss every N steps")
+    p.add_argument("--ema-decay", type=float, default=0.999, help="EMA decay of the shipped weights")
+    p.add_argument("--grad-clip", type=float, default=1.0, help="clip the gradient norm (0 turns it off)")
+    p.add_argument(
+        "--mixed-precision",
+        choices=["auto", "no", "bf16", "fp16"],
+        default="auto",
+        help="autocast dtype; auto is bf16 on a GPU that supports it, otherwise fp32",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of data order, augmentation, noise and init")
+    p.add_argument("--resume", type=Path, default=None, help="continue from this checkpoint (exact step and state)")
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True, help="log to TensorBoard")
+    p.add_argument("--workers", type=int, default=2, help="worker processes when the data must be prepared first")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for bad input")
+    return p.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Schedules and the deterministic batch order
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def learning_rate(step: int, args: argparse.Namespace) -> float:
+    """Linear warmup, then cosine decay to 10% of the peak at max_steps."""
+    if step < args.warmup_steps:
+        return args.lr * (step + 1) / args.warmup_steps
+    progress = min(1.0, (step - args.warmup_steps) / max(1, args.max_steps - args.warmup_steps))
+    return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def batch_indices(step: int, n_items: int, global_batch: int, seed: int) -> tuple[int, list[int]]:
+    """(epoch, dataset indices) of the global batch at `step`; epochs are seeded permutations."""
+    import torch
+
+    per_epoch = max(1, n_items // global_batch) if n_items >= global_batch else 1
+    epoch, k = divmod(step, per_epoch)
+    perm = torch.randperm(n_items, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).tolist()
+    if n_items < global_batch:  # tiny datasets: repeat the permutation to fill the batch
+        perm = (perm * (global_batch // n_items + 1))[:global_batch]
+        return epoch, perm
+    return epoch, perm[k * global_batch : (k + 1) * global_batch]
+
+
+def collate(items: list[dict]) -> dict:
+    import torch
+
+    return {key: torch.stack([item[key] for item in items]) for key in items[0]}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def is_cache(path: Path) -> bool:
+    from data.prepare import STYLES_FILE, TABLE_FILE
+
+    return (path / TABLE_FILE).is_file() and (path / STYLES_FILE).is_file()
+
+
+def resolve_cache(data_paths: list[Path], results_dir: Path, workers: int, is_main: bool, accelerator) -> Path:
+    """A prepared cache as given, or prepare the raw folders into results_dir/cache first (main process only)."""
+    from data.prepare import prepare
+
+    if len(data_paths) == 1 and is_cache(data_paths[0]):
+        return data_paths[0]
+    for path in data_paths:
+        if not path.exists():
+            raise BadInputError(path, "no such file or folder")
+    cache = results_dir / "cache"
+    if is_main:
+        prepare([str(p) for p in data_paths], str(cache), workers=workers)
+    accelerator.wait_for_everyone()
+    if not is_cache(cache):
+        raise BadInputError(data_paths[0], "no usable osu!standard maps found")
+    return cache
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def main(args: argparse.Namespace) -> None:
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm import tqdm
+
+    from data.dataset import POSITION_CENTER, POSITION_SCALE, WindowDataset, load_cache
+    from dit import diffusion
+    from dit.checkpoint import load_checkpoint, model_config_dict, save_checkpoint
+    from dit.models import DiTConfig, PositionDiT, preset_config
+
+    mixed = args.mixed_precision
+    if mixed == "auto":
+        mixed = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    accelerator = Accelerator(
+        mixed_precision=mixed,
+        log_with="tensorboard" if args.tensorboard else None,
+        project_dir=str(args.results_dir),
+    )
+    world, rank, is_main = accelerator.num_processes, accelerator.process_index, accelerator.is_main_process
+    if args.global_batch_size % world:
+        raise BadInputError(None, f"--global-batch-size {args.global_batch_size} is not divisible by {world} processes")
+    local_batch = args.global_batch_size // world
+
+    resumed = load_checkpoint(args.resume) if args.resume else None
+    if resumed is not None and resumed["config"]["model"] != "PositionDiT":
+        raise BadInputError(args.resume, f"holds a {resumed['config']['model']}, not a PositionDiT")
+
+    cache = resolve_cache(args.data_path, args.results_dir, args.workers, is_main, accelerator)
+    table, styles, arrays = load_cache(cache)
+    train_set = WindowDataset(
+        (table, styles, arrays), split="train", seq_len=args.seq_len, augment=True, seed=args.seed
+    )
+    val_set = WindowDataset((table, styles, arrays), split="val", seq_len=args.seq_len, augment=False, seed=args.seed)
+    if len(train_set) == 0:
+        raise BadInputError(cache, "no training windows in the cache")
+
+    if resumed is not None:
+        config = DiTConfig.from_dict(resumed["config"]["model_config"])
+        if config.num_classes != len(styles):
+            raise BadInputError(args.resume, f"has {config.num_classes} style classes, the cache {len(styles)}")
+    else:
+        config = preset_config(args.model, num_classes=len(styles))
+    set_seed(args.seed)
+    model = PositionDiT(config)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.99))
+    start_step = 0
+    if resumed is not None:
+        model.load_state_dict(resumed["model_state"])
+        ema.load_state_dict(resumed["ema_state"])
+        optimizer.load_state_dict(resumed["optimizer_state"])
+        start_step = int(resumed["train_state"]["step"])
+    model, optimizer = accelerator.prepare(model, optimizer)
+
+    run_config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    run_config["data_path"] = [str(p) for p in args.data_path]
+    if args.tensorboard:
+        accelerator.init_trackers("tensorboard", config={k: str(v) for k, v in run_config.items()})
+    metrics_path = args.results_dir / "metrics.jsonl"
+    ckpt_dir = args.results_dir / "checkpoints"
+    if is_main:
+        args.results_dir.mkdir(parents=True, exist_ok=True)
+        n_params = sum(p.numel() for p in model.parameters())
+        print(
+            f"model {args.model}: {n_params / 1e6:.2f}M parameters, {len(styles)} style classes; "
+            f"{len(train_set)} train / {len(val_set)} val windows; {world} process(es), "
+            f"batch {args.global_batch_size}, precision {mixed}",
+            flush=True,
+        )
+
+    def log(step: int, values: dict) -> None:
+        if not is_main:
+            return
+        accelerator.log(values, step=step)
+        with open(metrics_path, "a") as f:
+            f.write(json.dumps({"step": step, **values}) + "\n")
+
+    def checkpoint(step: int) -> None:
+        accelerator.wait_for_everyone()
+        if is_main:
+            extra = {
+                "styles": styles.to_dict(),
+                "prediction": diffusion.DEFAULT_PREDICTION,
+                "data_stats": {
+                    "position_center": list(POSITION_CENTER),
+                    "position_scale": POSITION_SCALE,
+                    "seq_len": args.seq_len,
+                },
+                "run": run_config,
+            }
+            path = ckpt_dir / f"step_{step:07d}.pt"
+            save_checkpoint(
+                path,
+                model_state=accelerator.unwrap_model(model).state_dict(),
+                ema_state=ema.state_dict(),
+                optimizer_state=optimizer.state_dict(),
+                config={**model_config_dict("PositionDiT", config), "preset": args.model},
+                train_state={"step": step},
+                extra=extra,
+            )
+            print(f"saved {path}", flush=True)
+        accelerator.wait_for_everyone()
+
+    @torch.no_grad()
+    def validate(step: int) -> float | None:
+        if len(val_set) == 0:
+            return None
+        ema.eval()
+        total, count = 0.0, 0
+        indices = list(range(rank, min(len(val_set), 512), world))
+        for i in range(0, len(indices), local_batch):
+            batch = collate([val_set[j] for j in indices[i : i + local_batch]])
+            gen = torch.Generator().manual_seed(10_007 + i * world + rank)  # same noise at every validation
+            out = diffusion.training_losses(
+                ema,
+                batch["position"],
+                model_kwargs=model_kwargs(batch, drop_labels=False),
+                mask=batch["mask"],
+                generator=gen,
+            )
+            total += float(out["loss"]) * len(batch["mask"])
+            count += len(batch["mask"])
+        stats = accelerator.reduce(torch.tensor([total, count], dtype=torch.float64), reduction="sum")
+        value = float(stats[0] / max(1.0, float(stats[1])))
+        log(step, {"val_loss": value})
+        return value
+
+    def model_kwargs(batch: dict, drop_labels: bool) -> dict:
+        kwargs = {
+            "time_ms": batch["time_ms"],
+            "distance": batch["distance"],
+            "kind": batch["kind"],
+            "style": batch["style"],
+        }
+        if not drop_labels:
+            kwargs["force_drop_ids"] = torch.zeros_like(batch["style"], dtype=torch.bool)
+        return kwargs
+
+    model.train()
+    running, seen, t0 = 0.0, 0, time.perf_counter()
+    bar = tqdm(total=args.max_steps, initial=start_step, disable=not is_main, desc="train", dynamic_ncols=True)
+    step = start_step
+    while step < args.max_steps:
+        epoch, indices = batch_indices(step, len(train_set), args.global_batch_size, args.seed)
+        train_set.set_epoch(epoch)
+        batch = collate([train_set[j] for j in indices[rank * local_batch : (rank + 1) * local_batch]])
+        # Noise, timesteps and label dropout are drawn from (seed, step, rank) so a resumed run repeats them.
+        torch.manual_seed(args.seed * 1_000_003 + step * 997 + rank)
+        gen = torch.Generator().manual_seed(args.seed * 7_919 + step * 31 + rank)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, args)
+        with accelerator.autocast():
+            out = diffusion.training_losses(
+                model, batch["position"], model_kwargs=model_kwargs(batch, True), mask=batch["mask"], generator=gen
+            )
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(out["loss"])
+        if args.grad_clip > 0:
+            accelerator.clip_grad_norm_(model.parameters(), args.grad_clip)
+        optimizer.step()
+        step += 1
+        decay = min(args.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for p_ema, p in zip(ema.parameters(), accelerator.unwrap_model(model).parameters(), strict=True):
+                p_ema.lerp_(p.detach().float(), 1 - decay)
+        running += out["loss"].detach().item()
+        seen += int(batch["mask"].sum())
+        bar.update(1)
+        if step % args.log_every == 0 or step == args.max_steps:
+            elapsed = time.perf_counter() - t0
+            loss = running / (args.log_every if step % args.log_every == 0 else step % args.log_every or 1)
+            rate = seen * world / elapsed
+            log(step, {"train_loss": loss, "lr": learning_rate(step - 1, args), "datapoints_per_s": rate})
+            if is_main:
+                bar.write(f"step {step} loss {loss:.4f} lr {learning_rate(step - 1, args):.2e} {rate:.0f} datapoints/s")
+            running, seen, t0 = 0.0, 0, time.perf_counter()
+        if step % args.val_every == 0 or step == args.max_steps:
+            val = validate(step)
+            if is_main and val is not None:
+                bar.write(f"step {step} val_loss {val:.4f}")
+            model.train()
+        if step % args.ckpt_every == 0 or step == args.max_steps:
+            checkpoint(step)
+    bar.close()
+    accelerator.end_training()
+
+
+def cli(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        main(args)
+    except BadInputError as err:
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
