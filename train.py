@@ -51,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="auto",
         help="autocast dtype; auto is bf16 on a GPU that supports it, otherwise fp32",
     )
+    p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
     p.add_argument("--seed", type=int, default=0, help="seed of data order, augmentation, noise and init")
     p.add_argument("--resume", type=Path, default=None, help="continue from this checkpoint (exact step and state)")
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True, help="log to TensorBoard")
@@ -139,7 +140,9 @@ def main(args: argparse.Namespace) -> None:
     mixed = args.mixed_precision
     if mixed == "auto":
         mixed = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    # cpu=True is what makes accelerate form a gloo process group under torchrun when there is no GPU.
     accelerator = Accelerator(
+        cpu=args.cpu or not torch.cuda.is_available(),
         mixed_precision=mixed,
         log_with="tensorboard" if args.tensorboard else None,
         project_dir=str(args.results_dir),
