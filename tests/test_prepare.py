@@ -323,3 +323,20 @@ def test_corrupt_archive_member_is_skipped(fixtures: Path, tmp_path: Path):
     summary = prepare([inputs], tmp_path / "cache", progress=False)
     assert summary["maps"] == 1 and summary["skipped"] == 1
     assert next(iter(summary["skipped_by_reason"])).startswith("unreadable")
+
+
+def test_mapperator_ids_found_by_md5_and_single_file_inputs(fixtures: Path, tmp_path: Path):
+    import hashlib
+
+    source = fixtures / "songs" / V9_MAP
+    track = tmp_path / "dataset" / "Track00007"
+    (track / "beatmaps").mkdir(parents=True)
+    shutil.copy(source, track / "beatmaps" / "renamed.osu")  # not the metadata's key: found by its MD5
+    md5 = hashlib.md5(source.read_bytes()).hexdigest()
+    metadata = {"BeatmapSetId": 0, "Beatmaps": {"000000M000": {"BeatmapId": 42, "MD5Hash": md5.upper()}}}
+    (track / "metadata.json").write_text(json.dumps(metadata))
+    (found,), problems = find_maps([tmp_path / "dataset"])
+    assert problems == [] and (found.beatmap_id, found.beatmapset_id) == (42, None)
+    assert found.set_key == "Track00007"
+    (single,), _ = find_maps([source])  # one .osu given directly: its folder is its set
+    assert single.set_key == source.parent.name and single.read_bytes() == source.read_bytes()
