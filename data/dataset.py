@@ -39,7 +39,7 @@ _CENTER = np.array(POSITION_CENTER, np.float32)
 
 _INT_COLUMNS = ["BeatmapID", "BeatmapSetID"]  # empty when unknown, so pandas' nullable Int64
 # Read as text even when they look like numbers (a set folder named "1234", an artist called "2", an MD5 of digits).
-_TEXT_COLUMNS = ["md5", "source", "set_key", "creator", "version", "title", "artist", "split"]
+_TEXT_COLUMNS = ["md5", "source", "set_key", "creator", "version", "title", "artist", "split", "codec"]
 
 
 def normalize_positions(position_px: np.ndarray) -> np.ndarray:
@@ -56,14 +56,17 @@ def denormalize_positions(position: np.ndarray) -> np.ndarray:
 class CacheArrays:
     """Datapoints of cached maps by MD5, loaded on first use and kept (a whole corpus fits in memory)."""
 
-    def __init__(self, cache_dir: str | os.PathLike):
+    def __init__(self, cache_dir: str | os.PathLike, codec_by_md5: dict[str, str]):
         self.cache_dir = Path(cache_dir)
+        self._codec = dict(codec_by_md5)
         self._loaded: dict[str, Datapoints] = {}
 
     def __getitem__(self, md5: str) -> Datapoints:
         datapoints = self._loaded.get(md5)
         if datapoints is None:
-            path = array_path(self.cache_dir, md5)
+            if md5 not in self._codec:
+                raise KeyError(md5)
+            path = array_path(self.cache_dir, md5, self._codec[md5])
             try:
                 datapoints = load_datapoints(path)
             except (OSError, ValueError) as err:
@@ -72,7 +75,7 @@ class CacheArrays:
         return datapoints
 
     def __contains__(self, md5: str) -> bool:
-        return md5 in self._loaded or array_path(self.cache_dir, md5).exists()
+        return md5 in self._codec
 
 
 def load_cache(cache_dir: str | os.PathLike) -> tuple[pd.DataFrame, StyleTable, CacheArrays]:
@@ -97,7 +100,7 @@ def load_cache(cache_dir: str | os.PathLike) -> tuple[pd.DataFrame, StyleTable, 
         fresh = False
     if not fresh:  # styles.json of a run killed before its table: the table is the truth, rebuild from it
         styles = build_styles(table.astype(object).where(table.notna(), None).to_dict("records"))
-    return table, styles, CacheArrays(cache_dir)
+    return table, styles, CacheArrays(cache_dir, dict(zip(table["md5"], table["codec"], strict=True)))
 
 
 # ---------------------------------------------------------------- samples

@@ -3,10 +3,13 @@
     python -m data.prepare --input SONGS_DIR [MORE ...] --output CACHE_DIR [--workers N] [--replays DIR]
 
 Cache layout (all writes atomic):
-    arrays/<md5>.npy  one structured array per distinct map (content-addressed, so never rewritten in place)
+    arrays/<md5>.<codec>.npy  one structured array per distinct map and codec version (never rewritten in place)
     sources.csv       every file found: its stamp and the MD5 it held or why it was skipped (for incremental runs)
     styles.json       the StyleTable (see data/styles.py)
     maps.csv          one row per distinct map; written last, so it only ever names arrays that exist
+
+`codec` is a fingerprint of the code that turns bytes into arrays: after an edit to the codec, every map is
+encoded again instead of mixing two encodings in one cache.
 
 Per-map files beat one file per set: a worker writes its own map's array in parallel (no hand-off of arrays
 to the parent), duplicates and removals are a file name check, and an incremental run touches only new maps.
@@ -20,6 +23,8 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import importlib.metadata
+import importlib.util
 import io
 import json
 import multiprocessing
@@ -48,6 +53,9 @@ STYLES_FILE = "styles.json"
 ARRAYS_DIR = "arrays"
 ARCHIVE_MAPS_DIR = "archive_maps"  # archive members written out for replay pairing (needs a path per map)
 VAL_FRACTION = 0.05
+# The modules whose code decides a map's arrays and table fields (see codec_fingerprint).
+CODEC_MODULES = ("data.osu_file", "data.curves", "data.codec", "data.datapoints", "data.stars")
+ARRAY_FORMAT = 1  # bump when prepare itself changes what it stores
 # One record per datapoint; field names match data.datapoints.Datapoints.
 ARRAY_DTYPE = np.dtype([("time_ms", "<f8"), ("position", "<f4", (2,)), ("distance", "<f4"), ("kind", "i1")])
 
@@ -74,16 +82,34 @@ TABLE_COLUMNS = [
     "style_class",
     "mapper_class",
     "split",
+    "codec",
 ]
-SOURCE_COLUMNS = ["source", "set_key", "stamp", "md5", "skip_reason"]
+SOURCE_COLUMNS = ["source", "set_key", "stamp", "md5", "skip_reason", "codec"]
 NO_CLASS = -1  # mapper_class of a map whose creator field is empty
 
 
 # ---------------------------------------------------------------- arrays on disk
 
 
-def array_path(cache_dir: str | os.PathLike, md5: str) -> Path:
-    return Path(cache_dir) / ARRAYS_DIR / f"{md5}.npy"
+def array_path(cache_dir: str | os.PathLike, md5: str, codec: str) -> Path:
+    return Path(cache_dir) / ARRAYS_DIR / f"{md5}.{codec}.npy"
+
+
+def codec_fingerprint() -> str:
+    """Hash of the codec's source files and the rosu-pp version: changes whenever a map could encode differently."""
+    digest = hashlib.md5(f"format {ARRAY_FORMAT}, rosu-pp {_rosu_version()}".encode())
+    for name in CODEC_MODULES:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin:
+            digest.update(Path(spec.origin).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _rosu_version() -> str:
+    try:
+        return importlib.metadata.version("rosu-pp-py")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def save_datapoints(path: str | os.PathLike, datapoints: Datapoints) -> None:
@@ -110,9 +136,10 @@ def load_datapoints(path: str | os.PathLike) -> Datapoints:
 # ---------------------------------------------------------------- one map (runs in a worker)
 
 
-def process_source(source: MapSource, cache_dir: str) -> dict:
+def process_source(source: MapSource, cache_dir: str, codec: str) -> dict:
     """Read, parse, encode and rate one map, write its array; return its table row or a skip reason."""
     outcome = {"source": source.key, "set_key": source.set_key, "stamp": source.stamp, "md5": "", "skip_reason": ""}
+    outcome["codec"] = codec
     try:
         raw = source.read_bytes()
     except Exception as err:  # OSError, or a corrupt archive member (BadZipFile, zlib.error, ...)
@@ -130,7 +157,7 @@ def process_source(source: MapSource, cache_dir: str) -> dict:
         raise
     except BaseException as err:  # a codec bug (or a Rust panic in rosu-pp) costs one map, not the build
         return dict(outcome, skip_reason=f"codec error ({type(err).__name__})")
-    target = array_path(cache_dir, beatmap.md5)
+    target = array_path(cache_dir, beatmap.md5, codec)
     if not target.exists():
         save_datapoints(target, datapoints)
     beatmap_id = beatmap.beatmap_id or source.beatmap_id
@@ -155,6 +182,7 @@ def process_source(source: MapSource, cache_dir: str) -> dict:
         "n_sliders": counts.get("slider", 0),
         "n_spinners": counts.get("spinner", 0),
         "n_datapoints": len(datapoints),
+        "codec": codec,
     }
     return dict(outcome, md5=beatmap.md5, row=row)
 
@@ -167,7 +195,7 @@ def reason_of(problem: str) -> str:
     return re.sub(r"\s+(in|at|of)$", "", reason) or "bad input"
 
 
-def _process_star(args: tuple[MapSource, str]) -> dict:
+def _process_star(args: tuple[MapSource, str, str]) -> dict:
     return process_source(*args)
 
 
@@ -237,13 +265,13 @@ def _csv_text(rows: list[dict], columns: list[str]) -> str:
     return buffer.getvalue()
 
 
-def _previous_state(output: Path) -> tuple[dict[str, dict], dict[str, dict]]:
-    """Rows by MD5 and source records by key from the last completed run; sources whose map is not in the table
-    (a run killed before its table was written) are not trusted, so they are read again."""
-    rows = {r["md5"]: r for r in _read_csv(output / TABLE_FILE) if r.get("md5")}
+def _previous_state(output: Path, codec: str) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Rows by MD5 and source records by key from the last completed run with this codec; sources whose map is not
+    in the table (a run killed before its table was written) are not trusted, so they are read again."""
+    rows = {r["md5"]: r for r in _read_csv(output / TABLE_FILE) if r.get("md5") and r.get("codec") == codec}
     trusted = {}
     for record in _read_csv(output / SOURCES_FILE):
-        if record.get("skip_reason") or record.get("md5") in rows:
+        if record.get("codec") == codec and (record.get("skip_reason") or record.get("md5") in rows):
             trusted[record["source"]] = record
     return rows, trusted
 
@@ -275,17 +303,22 @@ def prepare(
 def _build(
     sources: list[MapSource], walk_problems: list[tuple[str, str]], output: Path, workers: int | None, progress: bool
 ) -> dict:
-    old_rows, old_sources = _previous_state(output)
+    codec = codec_fingerprint()
+    old_rows, old_sources = _previous_state(output, codec)
 
     todo = []
     outcomes: dict[str, dict] = {}
     for source in sources:
         old = old_sources.get(source.key)
-        if old is not None and old["stamp"] == source.stamp and (old["skip_reason"] or _array_ok(output, old["md5"])):
+        if (
+            old is not None
+            and old["stamp"] == source.stamp
+            and (old["skip_reason"] or _array_ok(output, old["md5"], codec))
+        ):
             outcomes[source.key] = dict(old, set_key=source.set_key, cached=True)
         else:
             todo.append(source)
-    for outcome in _run_workers(todo, output, workers, progress):
+    for outcome in _run_workers(todo, output, codec, workers, progress):
         outcomes[outcome["source"]] = outcome
 
     rows_by_md5: dict[str, dict] = {}
@@ -316,7 +349,7 @@ def _build(
     styles_doc = {"fingerprint": styles_fingerprint(rows_by_md5), "styles": styles.to_dict()}
     write_text_atomic(output / STYLES_FILE, json.dumps(styles_doc, indent=1, sort_keys=True))
     write_text_atomic(output / TABLE_FILE, _csv_text(rows, TABLE_COLUMNS))  # last: the commit point
-    _remove_unlisted_arrays(output, set(rows_by_md5))
+    _remove_unlisted_arrays(output, {array_path(output, md5, codec).name for md5 in rows_by_md5})
 
     return {
         "found": len(sources),
@@ -332,17 +365,19 @@ def _build(
     }
 
 
-def _array_ok(output: Path, md5: str) -> bool:
-    return bool(md5) and array_path(output, md5).exists()
+def _array_ok(output: Path, md5: str, codec: str) -> bool:
+    return bool(md5) and array_path(output, md5, codec).exists()
 
 
-def _run_workers(todo: list[MapSource], output: Path, workers: int | None, progress: bool) -> Iterable[dict]:
+def _run_workers(
+    todo: list[MapSource], output: Path, codec: str, workers: int | None, progress: bool
+) -> Iterable[dict]:
     from tqdm import tqdm
 
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
     # Longest first, so one big marathon map does not finish alone at the end.
     todo = sorted(todo, key=lambda s: -int(s.stamp.split(":", 1)[0]))
-    jobs = [(source, str(output)) for source in todo]
+    jobs = [(source, str(output), codec) for source in todo]
     bar = tqdm(total=len(todo), unit="map", desc="prepare", disable=not progress or not todo, file=sys.stderr)
     try:
         if workers == 1:
@@ -371,9 +406,9 @@ def _fill_classes_and_splits(rows: list[dict]) -> None:
 
 
 def _remove_unlisted_arrays(output: Path, keep: set[str]) -> None:
-    """Drop arrays of maps no longer in any input, and temp files of killed runs."""
+    """Drop arrays of maps no longer in any input or of an older codec, and temp files of killed runs."""
     for path in (output / ARRAYS_DIR).iterdir():
-        if path.name.endswith(".tmp") or (path.suffix == ".npy" and path.stem not in keep):
+        if path.name.endswith(".tmp") or (path.suffix == ".npy" and path.name not in keep):
             try:
                 path.unlink()
             except OSError:
@@ -413,8 +448,6 @@ def _maps_by_md5(output: Path) -> dict[str, str]:
 
 
 def _prepare_replays(replay_dirs: list[str], output: Path) -> None:
-    import importlib.util
-
     if importlib.util.find_spec("data.replay_dataset") is None:
         print("prepare: --replays needs data/replay_dataset.py, which this checkout lacks", file=sys.stderr)
         return

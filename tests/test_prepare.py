@@ -13,6 +13,7 @@ from data.prepare import (
     ARRAYS_DIR,
     STYLES_FILE,
     TABLE_FILE,
+    array_path,
     assign_splits,
     load_datapoints,
     prepare,
@@ -30,7 +31,7 @@ V9_MAP = "mutsuhikoizumiredgoose Mutsuhiko Izumi - Red Goose/Mutsuhiko Izumi - R
 def read_table(cache: Path):
     import pandas as pd
 
-    return pd.read_csv(cache / TABLE_FILE, keep_default_na=False, dtype={"md5": str})
+    return pd.read_csv(cache / TABLE_FILE, keep_default_na=False, dtype={"md5": str, "codec": str})
 
 
 def count_objects(path: Path) -> tuple[int, int, int]:
@@ -68,7 +69,7 @@ def test_fixture_songs_give_one_row_per_map_with_counts_and_classes(songs: Path,
     for path in maps:
         row = table[table["source"] == str(path)].iloc[0]
         assert (row["n_circles"], row["n_sliders"], row["n_spinners"]) == count_objects(path)
-        datapoints = load_datapoints(cache / ARRAYS_DIR / f"{row['md5']}.npy")
+        datapoints = load_datapoints(array_path(cache, row["md5"], row["codec"]))
         assert len(datapoints) == row["n_datapoints"] >= sum(count_objects(path))
         assert row["star_rating"] > 0
         assert row["set_key"] == path.parent.name
@@ -103,12 +104,13 @@ def test_removed_file_drops_out_with_its_array(songs: Path, tmp_path: Path):
     cache = tmp_path / "cache"
     prepare([songs], cache, progress=False)
     gone = songs / SHORT_MAP
-    md5 = read_table(cache).set_index("source").loc[str(gone), "md5"]
+    md5, codec = read_table(cache).set_index("source").loc[str(gone), ["md5", "codec"]]
+    assert array_path(cache, md5, codec).exists()
     gone.unlink()
     summary = prepare([songs], cache, progress=False)
     table = read_table(cache)
     assert md5 not in set(table["md5"]) and summary["new"] == 0
-    assert not (cache / ARRAYS_DIR / f"{md5}.npy").exists()
+    assert not array_path(cache, md5, codec).exists()
 
 
 def test_duplicate_file_is_stored_once(songs: Path, tmp_path: Path):
@@ -340,3 +342,17 @@ def test_mapperator_ids_found_by_md5_and_single_file_inputs(fixtures: Path, tmp_
     assert found.set_key == "Track00007"
     (single,), _ = find_maps([source])  # one .osu given directly: its folder is its set
     assert single.set_key == source.parent.name and single.read_bytes() == source.read_bytes()
+
+
+def test_a_codec_change_encodes_every_map_again(songs: Path, tmp_path: Path, monkeypatch):
+    import data.prepare
+
+    cache = tmp_path / "cache"
+    first = prepare([songs], cache, progress=False)
+    old_files = sorted(p.name for p in (cache / ARRAYS_DIR).iterdir())
+    monkeypatch.setattr(data.prepare, "codec_fingerprint", lambda: "edited")
+    second = prepare([songs], cache, progress=False)
+    assert second["new"] == first["found"] and second["cached"] == 0
+    new_files = sorted(p.name for p in (cache / ARRAYS_DIR).iterdir())
+    assert len(new_files) == len(old_files) and all(name.endswith(".edited.npy") for name in new_files)
+    assert set(read_table(cache)["codec"]) == {"edited"}
