@@ -90,6 +90,8 @@ def load_cache(cache_dir: str | os.PathLike) -> tuple[pd.DataFrame, StyleTable, 
         keep_default_na=False,
         na_values={c: [""] for c in _INT_COLUMNS},
     )
+    if "codec" not in table:  # a cache from before the codec fingerprint
+        table["codec"] = ""
     for column in _INT_COLUMNS:
         table[column] = table[column].astype("Int64")
     try:

@@ -92,7 +92,8 @@ NO_CLASS = -1  # mapper_class of a map whose creator field is empty
 
 
 def array_path(cache_dir: str | os.PathLike, md5: str, codec: str) -> Path:
-    return Path(cache_dir) / ARRAYS_DIR / f"{md5}.{codec}.npy"
+    # Caches written before the codec fingerprint existed name arrays by MD5 alone (codec "").
+    return Path(cache_dir) / ARRAYS_DIR / (f"{md5}.{codec}.npy" if codec else f"{md5}.npy")
 
 
 def codec_fingerprint() -> str:
