@@ -1,0 +1,163 @@
+"""The evaluation metrics on real fixture maps, and testing/evaluate.py end to end with a tiny trained checkpoint."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from testing import evaluate, metrics
+
+RED_GOOSE = "Red Goose (nold_1702) [ERT Basic].osu"
+ROCKET = "Rocket (Moyashimon ED) (flakmonkey) [Insane].osu"
+
+
+def _map(fixture_maps, name):
+    return next(p for p in fixture_maps if p.name.endswith(name))
+
+
+# ---------------------------------------------------------------- metrics on real maps
+
+
+def test_turning_angles_equal_a_direct_computation(fixture_maps):
+    path = _map(fixture_maps, ROCKET)
+    objects = evaluate.slider_objects(path.read_text(encoding="utf-8-sig"))
+    assert objects is not None and len(objects) == 203
+    segments = metrics.aim_segments(objects)
+    expected = []
+    for points in segments:
+        for a, b, c in zip(points[:-2], points[1:-1], points[2:], strict=True):
+            into, out = math.dist(a, b), math.dist(b, c)
+            if into > metrics.JUMP_MIN_LEG_PX and out > metrics.JUMP_MIN_LEG_PX:
+                heading_in = math.atan2(b[1] - a[1], b[0] - a[0])
+                heading_out = math.atan2(c[1] - b[1], c[0] - b[0])
+                turn = abs(heading_out - heading_in) % (2 * math.pi)
+                expected.append(min(turn, 2 * math.pi - turn))
+    angles = metrics.path_turning_angles(segments)
+    assert len(angles) == len(expected) > 30
+    np.testing.assert_allclose(angles, expected, atol=1e-6)
+    assert np.all((angles >= 0) & (angles <= math.pi))
+
+
+def test_wasserstein_is_zero_on_itself_and_a_shift_on_a_shift(fixture_maps):
+    objects = evaluate.slider_objects(_map(fixture_maps, ROCKET).read_text(encoding="utf-8-sig"))
+    angles = metrics.path_turning_angles(metrics.aim_segments(objects))
+    assert metrics.wasserstein_1d(angles, angles) == 0.0
+    assert metrics.wasserstein_1d(angles, angles + 0.25) == pytest.approx(0.25)
+    # Order and duplication do not change a distribution.
+    assert metrics.wasserstein_1d(angles[::-1], np.concatenate([angles, angles])) == pytest.approx(0.0, abs=1e-12)
+    assert math.isnan(metrics.wasserstein_1d(angles, np.zeros(0)))
+
+
+def test_random_walk_keeps_the_spacing_and_turns_unlike_the_map(fixture_maps):
+    objects = evaluate.slider_objects(_map(fixture_maps, ROCKET).read_text(encoding="utf-8-sig"))
+    segments = metrics.aim_segments(objects)
+    rng = np.random.default_rng(0)
+    walks = [metrics.random_walk(s, rng) for s in segments]
+    for source, walk in zip(segments, walks, strict=True):
+        np.testing.assert_allclose(metrics.leg_lengths(walk), metrics.leg_lengths(source), atol=1e-9)
+        np.testing.assert_array_equal(walk[0], source[0])
+    assert metrics.median_spacing_error_px(segments, walks) == pytest.approx(0.0, abs=1e-9)
+    source_turns = metrics.path_turning_angles(segments)
+    assert metrics.wasserstein_1d(metrics.path_turning_angles(walks), source_turns) > 0.05
+    again = [metrics.random_walk(s, np.random.default_rng(0)) for s in segments[:1]]
+    np.testing.assert_array_equal(again[0], walks[0])  # seeded: the same walk again
+
+
+def test_rhythm_problems_find_a_moved_object(fixture_maps):
+    path = _map(fixture_maps, RED_GOOSE)
+    objects = evaluate.slider_objects(path.read_text(encoding="utf-8-sig"))
+    assert metrics.rhythm_problems(objects, objects) == []
+    text = path.read_text(encoding="utf-8-sig")
+    lines = text.split("\n")
+    first = lines.index(next(line for line in lines if line.startswith("[HitObjects]"))) + 1
+    fields = lines[first].split(",")
+    fields[2] = str(int(fields[2]) + 5)  # 5 ms late: over the 2 ms tolerance
+    lines[first] = ",".join(fields)
+    moved = evaluate.slider_objects("\n".join(lines))
+    problems = metrics.rhythm_problems(objects, moved)
+    assert len(problems) == 1 and "moved" in problems[0]
+
+
+def test_slider_fault_falls_back_to_our_reader(fixture_maps):
+    # This fixture has no [Metadata] section, which the slider library refuses.
+    path = next(p for p in fixture_maps if p.parent.name == "14b9a6706b8f")
+    assert evaluate.slider_objects(path.read_text(encoding="utf-8-sig")) is None
+    data = path.read_bytes()
+    row = evaluate.judge_pair(path.read_text(encoding="utf-8-sig"), data, data.decode("utf-8-sig"), data)
+    assert row["reader"] == "ours" and row["valid"] and row["rhythm_kept"]
+    assert row["turning_w1"] == 0.0 and row["median_spacing_error_px"] == 0.0 and row["star_error"] == 0.0
+
+
+# ---------------------------------------------------------------- evaluate.py end to end
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    import train
+    from data.prepare import prepare
+    from tests.conftest import FIXTURES
+
+    root = tmp_path_factory.mktemp("tiny")
+    prepare([FIXTURES / "songs"], root / "cache", workers=1, progress=False)
+    args = ["--model", "DiT-T", "--global-batch-size", "4", "--seq-len", "32", "--no-tensorboard"]
+    args += ["--warmup-steps", "1", "--max-steps", "2", "--data-path", str(root / "cache")]
+    assert train.cli([*args, "--results-dir", str(root / "run")]) == 0
+    return root / "run" / "checkpoints" / "step_0000002.pt"
+
+
+def test_evaluate_two_maps_keeps_rhythm_and_writes_every_file(tmp_path, fixture_maps, tiny_ckpt, capsys):
+    inputs = [_map(fixture_maps, RED_GOOSE), _map(fixture_maps, ROCKET)]
+    bad = tmp_path / "taiko.osu"
+    bad.write_bytes(inputs[0].read_bytes().replace(b"Mode: 0", b"Mode: 1"))
+    out = tmp_path / "eval"
+    argv = ["--input", *map(str, inputs), str(bad), "--output", str(out), "--ckpt", str(tiny_ckpt)]
+    assert evaluate.main([*argv, "--num-sampling-steps", "2"]) == 0
+    table = pd.read_csv(out / "evaluation.csv")
+    assert list(table.columns) == evaluate.COLUMNS
+    assert len(table) == 2
+    # The codec keeps rhythm whatever the model's quality, so this holds even for an untrained model.
+    assert table["valid"].all() and table["same_object_count"].all() and table["rhythm_kept"].all()
+    assert table["objects"].tolist() == [102, 203]
+    assert table["reader"].tolist() == ["slider", "slider"]
+    assert ((table["inside_playfield_share"] > 0) & (table["inside_playfield_share"] <= 1)).all()
+    assert (table["random_walk_w1"] > 0).all() and (table["stars_output"] > 0).all()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["maps"] == 2 and summary["skipped"] == 1 and str(bad) in summary["skipped_lines"][0]
+    assert summary["checks"]["rhythm_kept_everywhere"] and summary["checks"]["all_valid"]
+    for name in ("turning_angles.png", "spacing_error.png", "star_ratings.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    assert len(list((out / "maps").rglob("*.osu"))) == 2
+    assert not list(out.rglob("*.tmp")), "atomic writes leave no temp files"
+    err = capsys.readouterr().err
+    assert err.count("skipped") == 1 and "Traceback" not in err
+    # Same seed, same files.
+    first = (out / "evaluation.csv").read_text()
+    assert evaluate.main([*argv, "--num-sampling-steps", "2"]) == 0
+    again = pd.read_csv(out / "evaluation.csv").drop(columns="remap_s")
+    pd.testing.assert_frame_equal(pd.read_csv(pd.io.common.StringIO(first)).drop(columns="remap_s"), again)
+
+
+def test_compare_styles_remaps_with_both_styles(tmp_path, fixture_maps, tiny_ckpt):
+    from sample import load_position_model
+
+    _, _, styles = load_position_model(tiny_ckpt)
+    ids = [b["beatmap_id"] for b in styles.to_dict()["beatmaps"] if b["beatmap_id"]][:2]
+    assert len(ids) == 2
+    out = tmp_path / "styles"
+    argv = ["--input", str(_map(fixture_maps, RED_GOOSE)), "--output", str(out), "--ckpt", str(tiny_ckpt)]
+    assert evaluate.main([*argv, "--compare-styles", *map(str, ids), "--num-sampling-steps", "2"]) == 0
+    table = pd.read_csv(out / "compare_styles.csv")
+    assert len(table) == 1 and table["rhythm_kept_a"].all() and table["rhythm_kept_b"].all()
+    row = table.iloc[0]
+    assert row["turn_difference_rad"] == pytest.approx(row["mean_turn_a_rad"] - row["mean_turn_b_rad"], abs=1e-5)
+    assert json.loads((out / "compare_styles.json").read_text())["maps"] == 1
+
+
+def test_unknown_style_is_one_line_and_exit_2(tmp_path, fixture_maps, tiny_ckpt, capsys):
+    argv = ["--input", str(fixture_maps[0]), "--output", str(tmp_path / "o"), "--ckpt", str(tiny_ckpt)]
+    assert evaluate.main([*argv, "--style-id", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--style-id 1" in err
+    assert not (tmp_path / "o" / "evaluation.csv").exists()
