@@ -342,9 +342,7 @@ def _build(
     rows = [rows_by_md5[md5] for md5 in sorted(rows_by_md5)]
     if not rows:
         raise BadInputError(str(output), f"no usable map among the inputs ({_reasons_text(skipped)})")
-    _fill_classes_and_splits(rows)
-
-    styles = build_styles(rows)
+    styles = _fill_classes_and_splits(rows)
     source_records = [{c: outcomes[s.key].get(c, "") for c in SOURCE_COLUMNS} | {"set_key": s.set_key} for s in sources]
     write_text_atomic(output / SOURCES_FILE, _csv_text(source_records, SOURCE_COLUMNS))
     styles_doc = {"fingerprint": styles_fingerprint(rows_by_md5), "styles": styles.to_dict()}
@@ -396,7 +394,7 @@ def _run_workers(
         bar.close()
 
 
-def _fill_classes_and_splits(rows: list[dict]) -> None:
+def _fill_classes_and_splits(rows: list[dict]) -> StyleTable:
     styles = build_styles(rows)
     splits = assign_splits(r["set_key"] for r in rows)
     for row in rows:
@@ -404,6 +402,7 @@ def _fill_classes_and_splits(rows: list[dict]) -> None:
         mapper = styles.mapper_class(row["creator"]) if row["creator"] else None
         row["mapper_class"] = NO_CLASS if mapper is None else mapper
         row["split"] = splits[row["set_key"]]
+    return styles
 
 
 def _remove_unlisted_arrays(output: Path, keep: set[str]) -> None:
