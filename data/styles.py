@@ -109,7 +109,7 @@ class StyleTable:
         if 1 <= index <= len(self._beatmaps):
             beatmap = self._beatmaps[index - 1]
             ident = beatmap["beatmap_id"] if beatmap["beatmap_id"] is not None else beatmap["md5s"][0]
-            return f"beatmap {ident}: {beatmap['label']}".rstrip(": ")
+            return f"beatmap {ident}: {beatmap['label']}" if beatmap["label"] else f"beatmap {ident}"
         if self.is_mapper_class(index):
             return f"mapper {self._mappers[index - 1 - len(self._beatmaps)]}"
         raise IndexError(f"style class {index} out of range 0..{len(self) - 1}")
