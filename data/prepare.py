@@ -228,10 +228,17 @@ def build_styles(rows: list[dict]) -> StyleTable:
             r["md5"],
             _int_or_none(r["BeatmapID"]),
             r["creator"] or None,
-            f"{r['artist']} - {r['title']} ({r['creator']}) [{r['version']}]",
+            _label(r),
         )
         for r in rows
     )
+
+
+def _label(row: dict) -> str:
+    """'Artist - Title (Creator) [Version]' like osu! shows it; empty for a map with no metadata."""
+    if not any(row[k] for k in ("artist", "title", "creator", "version")):
+        return ""
+    return f"{row['artist']} - {row['title']} ({row['creator']}) [{row['version']}]"
 
 
 def styles_fingerprint(md5s: Iterable[str]) -> str:
