@@ -358,6 +358,7 @@ def render_preview(
     window_ms: float = DEFAULT_WINDOW_MS,
     replay: ReplayRecord | ReplayFrames | None = None,
     mods: int | str = 0,
+    headings: tuple[str, str] = ("source", "remap"),
 ) -> tuple[Preview, bytes]:
     """Draw `remap` beside `source` over [time_ms, time_ms + window_ms] and write the PNG to `path` (skipped
     when None); with a replay, its cursor and presses over the remap. Times are song times; without `time_ms`
@@ -378,7 +379,7 @@ def render_preview(
     fig = Figure(figsize=(FIGURE_PX[0] / DPI, FIGURE_PX[1] / DPI), dpi=DPI, facecolor=BACKGROUND * 0.8)
     FigureCanvasAgg(fig)
     drawn, presses = [], 0
-    for scene, left_px, heading in ((left, PANEL_LEFT_PX[0], "source"), (right, PANEL_LEFT_PX[1], "remap")):
+    for scene, left_px, heading in ((left, PANEL_LEFT_PX[0], headings[0]), (right, PANEL_LEFT_PX[1], headings[1])):
         ax = playfield_axes(fig, left_px, PANEL_BOTTOM_PX, PANEL_PX)
         indices = draw_slice(ax, scene, start, end)
         drawn.append(indices)
