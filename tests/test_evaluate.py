@@ -161,3 +161,74 @@ def test_unknown_style_is_one_line_and_exit_2(tmp_path, fixture_maps, tiny_ckpt,
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--style-id 1" in err
     assert not (tmp_path / "o" / "evaluation.csv").exists()
+
+
+# ---------------------------------------------------------------- replay_eval
+
+
+@pytest.fixture(scope="module")
+def replay_table():
+    from tests.conftest import FIXTURES
+    from testing import replay_eval
+
+    maps = replay_eval.maps_by_md5([FIXTURES / "songs"])
+    pairs = replay_eval.pair_replays([FIXTURES / "replays"], maps)
+    assert len(pairs) == 4 and sum(osu is not None for _, osu in pairs) == 3
+    return replay_eval.evaluate_replays(pairs, "human")
+
+
+def test_replay_eval_reproduces_header_counts_and_reads_circleguard(replay_table):
+    paired = replay_table[replay_table["map"] != ""]
+    assert len(paired) == 3
+    assert paired["judge_matches_header"].astype(bool).all()
+    for _, row in paired.iterrows():
+        assert (row["judge_300"], row["judge_100"], row["judge_miss"]) == (
+            row["header_300"],
+            row["header_100"],
+            row["header_miss"],
+        )
+        # circleguard judges heads only: one judgment per circle or slider, spinners left out.
+        assert 0 < row["cg_300"] + row["cg_100"] + row["cg_50"] + row["cg_miss"] <= row["objects"]
+        assert 0.5 < row["accuracy"] <= 1 and row["unstable_rate"] > 0 and row["snaps"] >= 0
+        assert 10 < row["frame_time_ms"] < 20  # stable records about 60 frames a second of real time
+        assert 0.8 < row["presses_per_object"] < 1.5
+    unpaired = replay_table[replay_table["map"] == ""].iloc[0]
+    assert np.isnan(unpaired["accuracy"]) and unpaired["presses"] > 0 and unpaired["speed_median_px_per_ms"] > 0
+    assert paired["in_band"].any(), "real plays of the fixtures sit in the human band"
+
+
+def test_key_presses_are_rising_edges(fixtures):
+    from data.replay import KEY1_BITS, KEY2_BITS, read_replay
+    from testing import replay_eval
+
+    record = read_replay(sorted((fixtures / "replays").glob("*.osr"))[0])
+    presses, holds = replay_eval.key_presses(record.frames, record.rate)
+    expected = 0
+    for bits in (KEY1_BITS, KEY2_BITS):
+        down = [(k & bits) != 0 for k in record.frames.keys.tolist()]
+        expected += sum(1 for i, d in enumerate(down) if d and (i == 0 or not down[i - 1]))
+    assert presses == expected == len(holds) and np.all(holds >= 0)
+
+
+def test_style_distance_is_zero_on_itself(replay_table):
+    dists = replay_table.attrs["distributions"]
+    paths = [p for p in replay_table["replay"] if len(dists[p]["hit_errors"])]
+    from testing import replay_eval
+
+    assert replay_eval.style_distance(dists[paths[0]], dists[paths[0]]) == 0
+    assert replay_eval.style_distance(dists[paths[0]], dists[paths[1]]) > 0
+
+
+def test_auto_replay_is_perfect_and_fails_the_human_band(tmp_path, fixture_maps):
+    import osrparse
+
+    from testing import replay_eval
+
+    osu = _map(fixture_maps, ROCKET)
+    osr = replay_eval.write_auto_replay(osu, tmp_path / "auto.osr")
+    raw = osrparse.Replay.from_path(osr)
+    assert raw.count_miss == 0 and raw.count_100 == 0 and raw.count_300 == 203
+    row = replay_eval.evaluate_replays([(osr, osu)], "auto").iloc[0]
+    assert row["judge_matches_header"] and row["accuracy"] == 1.0
+    assert row["unstable_rate"] < replay_eval.BAND["unstable_rate"][0]  # perfect timing is not human
+    assert not row["in_band"]
