@@ -168,8 +168,8 @@ def test_unknown_style_is_one_line_and_exit_2(tmp_path, fixture_maps, tiny_ckpt,
 
 @pytest.fixture(scope="module")
 def replay_table():
-    from tests.conftest import FIXTURES
     from testing import replay_eval
+    from tests.conftest import FIXTURES
 
     maps = replay_eval.maps_by_md5([FIXTURES / "songs"])
     pairs = replay_eval.pair_replays([FIXTURES / "replays"], maps)
