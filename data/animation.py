@@ -91,26 +91,45 @@ def render_animation(
         start = start_ms / rate
     step = 1000.0 / fps  # real time per frame; play time is real time
     count = max(int(duration_ms / step), 1)
-    frames = [_frame(scene, cursor, results, start + k * step, rate) for k in range(count)]
+    canvas = _Canvas()
+    frames = [_frame(canvas, scene, cursor, results, start + k * step, rate) for k in range(count)]
     data = _gif(frames, fps)
     if path is not None:
         write_bytes_atomic(path, data)
     return Animation(float(start * rate), float((start + count * step) * rate), count, len(data))
 
 
-def _frame(scene, cursor: Cursor, results: np.ndarray, now_ms: float, rate: float) -> np.ndarray:
+class _Canvas:
+    """One figure reused for every frame: only the frame's own artists are drawn and removed each time."""
+
+    def __init__(self):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        dpi = 100
+        self.fig = Figure(figsize=(SIZE_PX[0] / dpi, SIZE_PX[1] / dpi), dpi=dpi, facecolor=BACKGROUND)
+        self.canvas = FigureCanvasAgg(self.fig)
+        self.ax = playfield_axes(self.fig, 0, 0, SIZE_PX)
+        for spine in self.ax.spines.values():
+            spine.set_visible(False)
+        self.base = set(self.ax.get_children())
+
+    def snapshot(self) -> np.ndarray:
+        """The drawn frame as RGB, then a clean playfield for the next one."""
+        self.canvas.draw()
+        image = np.asarray(self.canvas.buffer_rgba())[:, :, :3].copy()
+        for artist in self.ax.get_children():
+            if artist not in self.base:
+                artist.remove()
+        return image
+
+
+def _frame(canvas: _Canvas, scene, cursor: Cursor, results: np.ndarray, now_ms: float, rate: float) -> np.ndarray:
     """One RGB frame at play time `now_ms`."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.collections import LineCollection
-    from matplotlib.figure import Figure
     from matplotlib.patches import Circle, FancyBboxPatch
 
-    dpi = 100
-    fig = Figure(figsize=(SIZE_PX[0] / dpi, SIZE_PX[1] / dpi), dpi=dpi, facecolor=BACKGROUND)
-    canvas = FigureCanvasAgg(fig)
-    ax = playfield_axes(fig, 0, 0, SIZE_PX)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
+    ax = canvas.ax
     play = scene.play
     preempt, r = play.preempt_ms, play.radius_px
     fade_in = min(FADE_IN_MS, preempt)
@@ -133,9 +152,9 @@ def _frame(scene, cursor: Cursor, results: np.ndarray, now_ms: float, rate: floa
         o = play.hit_objects[int(i)]
         if o.kind == "slider" and o.time_ms <= now_ms <= o.end_time_ms:
             ball = np.add(o.position_at(now_ms), scene.heads[i] - (o.x, o.y))
-            ax.add_patch(Circle(ball, r * 0.75, fc=fade(scene.colour[i], 1.0), ec="white", lw=2, zorder=40))
+            ax.add_artist(Circle(ball, r * 0.75, fc=fade(scene.colour[i], 1.0), ec="white", lw=2, zorder=40))
             if any(keys):
-                ax.add_patch(Circle(ball, r * 2.0, fill=False, ec="white", lw=1.5, alpha=0.7, zorder=40))
+                ax.add_artist(Circle(ball, r * 2.0, fill=False, ec="white", lw=1.5, alpha=0.7, zorder=40))
     shown = np.flatnonzero((ends <= now_ms) & (ends + RESULT_SHOW_MS >= now_ms))
     for i in shown:
         if i >= len(results) or int(results[i]) not in RESULT_STYLE:
@@ -153,18 +172,17 @@ def _frame(scene, cursor: Cursor, results: np.ndarray, now_ms: float, rate: floa
     colours = [(1.0, 0.95, 0.48, a) for a in np.linspace(0.1, 0.8, len(segments))]
     ax.add_collection(LineCollection(segments, colors=colours, linewidths=widths, capstyle="round", zorder=80))
     pressed = KEY_COLOURS[0] if keys[0] else KEY_COLOURS[1] if keys[1] else CURSOR_COLOUR
-    ax.add_patch(Circle(trail[-1], CURSOR_RADIUS_PX, fc=pressed, ec="white", lw=1.5, zorder=81))
+    ax.add_artist(Circle(trail[-1], CURSOR_RADIUS_PX, fc=pressed, ec="white", lw=1.5, zorder=81))
     # key overlay in the right margin, as osu!'s input overlay
     for k, label in enumerate(("K1", "K2")):
         x, y = PLAYFIELD_WIDTH + 16, 160 + k * 44
         colour = KEY_COLOURS[k] if keys[k] else fade((1, 1, 1), 0.15)
-        ax.add_patch(FancyBboxPatch((x, y), 34, 34, boxstyle="round,pad=0,rounding_size=6", fc=colour, ec="none"))
+        ax.add_artist(FancyBboxPatch((x, y), 34, 34, boxstyle="round,pad=0,rounding_size=6", fc=colour, ec="none"))
         ax.text(x + 17, y + 17, label, color="black" if keys[k] else MUTED_TEXT, fontsize=9, fontweight="bold",
                 ha="center", va="center")  # fmt: skip
     ax.text(VIEW_X[0] + 8, VIEW_Y[1] + 8, song_clock(now_ms * rate), color=TEXT, fontsize=10, va="top",
             family="monospace")  # fmt: skip
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
+    return canvas.snapshot()
 
 
 def _gif(frames: list[np.ndarray], fps: int) -> bytes:

@@ -201,7 +201,7 @@ def playfield_axes(fig, left_px: float, bottom_px: float, size_px: tuple[int, in
     ax.set_yticks([])
     for spine in ax.spines.values():
         spine.set_color(FIELD_EDGE)
-    ax.add_patch(
+    ax.add_artist(
         Rectangle((0, 0), PLAYFIELD_WIDTH, PLAYFIELD_HEIGHT, fill=False, ec=FIELD_EDGE, lw=1.0, ls=(0, (4, 4)))
     )
     return ax
@@ -218,8 +218,8 @@ def draw_object(ax, scene: Scene, i: int, alpha: float = 1.0, zorder: float = 2.
     if o.kind == "spinner":
         centre = (PLAYFIELD_WIDTH / 2, PLAYFIELD_HEIGHT / 2)
         for radius in SPINNER_RADII_PX:
-            ax.add_patch(Circle(centre, radius, fill=False, ec=white, lw=2.0, zorder=zorder))
-        ax.add_patch(Circle(centre, 6, fc=white, ec="none", zorder=zorder))
+            ax.add_artist(Circle(centre, radius, fill=False, ec=white, lw=2.0, zorder=zorder))
+        ax.add_artist(Circle(centre, 6, fc=white, ec="none", zorder=zorder))
         return
     colour = scene.colour[i]
     path = scene.paths[i]
@@ -228,7 +228,7 @@ def draw_object(ax, scene: Scene, i: int, alpha: float = 1.0, zorder: float = 2.
         kw = {"solid_capstyle": "round", "solid_joinstyle": "round", "zorder": zorder}
         ax.plot(path[:, 0], path[:, 1], color=white, lw=2 * r * ppu, **kw)
         ax.plot(path[:, 0], path[:, 1], color=body, lw=2 * r * (1 - SLIDER_BORDER) * ppu, **kw)
-        ax.add_patch(Circle(path[-1], r * 0.92, fill=False, ec=white, lw=r * 0.1 * ppu, zorder=zorder))
+        ax.add_artist(Circle(path[-1], r * 0.92, fill=False, ec=white, lw=r * 0.1 * ppu, zorder=zorder))
         if o.slides > 1:
             # a reverse arrow on the end: a chevron pointing back along the path
             end, before = path[-1], path[max(len(path) - 4, 0)]
@@ -237,9 +237,9 @@ def draw_object(ax, scene: Scene, i: int, alpha: float = 1.0, zorder: float = 2.
             side = np.array([-back[1], back[0]])
             tip = end + back * r * 0.45
             tri = [tip, end - back * r * 0.2 + side * r * 0.4, end - back * r * 0.2 - side * r * 0.4]
-            ax.add_patch(Polygon(tri, closed=True, fc=white, ec="none", zorder=zorder))
+            ax.add_artist(Polygon(tri, closed=True, fc=white, ec="none", zorder=zorder))
     head = scene.heads[i]
-    ax.add_patch(Circle(head, r * 0.93, fc=fade(colour, alpha), ec=white, lw=r * 0.12 * ppu, zorder=zorder))
+    ax.add_artist(Circle(head, r * 0.93, fc=fade(colour, alpha), ec=white, lw=r * 0.12 * ppu, zorder=zorder))
     ax.text(
         head[0],
         head[1],
@@ -263,7 +263,7 @@ def draw_approach(ax, scene: Scene, i: int, now_ms: float, alpha: float = 1.0) -
         return
     scale = 1 + (APPROACH_START_SCALE - 1) * remaining / scene.play.preempt_ms
     colour = fade(scene.colour[i], alpha)
-    ax.add_patch(Circle(scene.heads[i], scene.play.radius_px * scale, fill=False, ec=colour, lw=2.2, zorder=50))
+    ax.add_artist(Circle(scene.heads[i], scene.play.radius_px * scale, fill=False, ec=colour, lw=2.2, zorder=50))
 
 
 def draw_follow_points(ax, scene: Scene, indices: np.ndarray, alpha_of) -> None:
