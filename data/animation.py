@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -62,7 +62,11 @@ class Animation:
     start_ms: float
     end_ms: float
     frames: int
-    size_bytes: int
+    gif: bytes = field(repr=False)
+
+    @property
+    def size_bytes(self) -> int:
+        return len(self.gif)
 
 
 def render_animation(
@@ -96,7 +100,7 @@ def render_animation(
     data = _gif(frames, fps)
     if path is not None:
         write_bytes_atomic(path, data)
-    return Animation(float(start * rate), float((start + count * step) * rate), count, len(data))
+    return Animation(float(start * rate), float((start + count * step) * rate), count, data)
 
 
 class _Canvas:

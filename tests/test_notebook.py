@@ -16,6 +16,7 @@ from nbclient import NotebookClient
 
 from data.osu_file import parse_beatmap, read_beatmap
 from data.replay import read_replay
+from tests.tiny_checkpoints import tiny_position_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "colab" / "osu_dit.ipynb"
@@ -24,19 +25,6 @@ SHIPPED_REPLAY = ROOT / "checkpoints" / "replay.pt"
 EXAMPLE = (
     ROOT / "tests/fixtures/songs/506908 Nakamura Meiko - Aka no Ha/Nakamura Meiko - Aka no Ha (Lily Bread) [Extra].osu"
 )
-
-
-def tiny_position_checkpoint(work: Path) -> Path:
-    """A DiT-T trained for two steps on the fixture maps: enough to exercise every cell."""
-    import train
-    from data.prepare import prepare
-
-    cache = work / "cache"
-    prepare([ROOT / "tests" / "fixtures" / "songs"], cache, workers=1, progress=False)
-    args = ["--model", "DiT-T", "--global-batch-size", "4", "--seq-len", "32", "--no-tensorboard"]
-    args += ["--warmup-steps", "1", "--max-steps", "2", "--ckpt-every", "2", "--val-every", "2", "--log-every", "2"]
-    assert train.cli([*args, "--data-path", str(cache), "--results-dir", str(work / "run")]) == 0
-    return work / "run" / "checkpoints" / "step_0000002.pt"
 
 
 @pytest.fixture(scope="module")

@@ -146,3 +146,48 @@ def test_a_corrupt_osz_input_is_refused_and_leaves_no_archive(fixtures, tmp_path
         export_osz(out, broken, source, dict([new_difficulty(source)]))
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.osz")] == []
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    from tests.tiny_checkpoints import tiny_position_checkpoint
+
+    return tiny_position_checkpoint(tmp_path_factory.mktemp("tiny"))
+
+
+def test_sample_cli_writes_the_osz_and_preview_beside_the_remap(fixtures, tmp_path, tiny_checkpoint):
+    import sample
+
+    folder, _, files = make_set(fixtures, tmp_path, AKA_NO_HA)
+    out = tmp_path / "out"
+    argv = ["--beatmap", str(folder), "--ckpt", str(tiny_checkpoint), "--num-sampling-steps", "2", "--no-progress"]
+    argv += ["--output", str(out / "remap.osu"), "--preview", str(out / "p.png"), "--osz", str(out / "remap.osz")]
+    assert sample.main(argv) == 0
+    written = (out / "remap.osu").read_bytes()
+    got = members(out / "remap.osz")
+    name = "Nakamura Meiko - Aka no Ha (Lily Bread) [Extra (osu-dit no style)].osu"
+    assert set(got) == {name, "audio.mp3", "58447044_p0.jpg"}
+    # the archive holds the very bytes written (a replay of the .osu names their MD5)
+    assert got[name] == written and got["audio.mp3"] == files["audio.mp3"]
+    assert Image.open(out / "p.png").size == (1280, 560)
+
+
+def test_sample_cli_refuses_an_animation_without_a_replay(fixtures, tmp_path):
+    import sample
+
+    with pytest.raises(SystemExit) as exit_info:
+        sample.parse_args(["--beatmap", str(fixtures / "songs" / AKA_NO_HA), "--animation", str(tmp_path / "a.gif")])
+    assert exit_info.value.code == 2
+
+
+def test_sample_cli_with_a_corrupt_osz_exits_2_and_writes_nothing(fixtures, tmp_path, tiny_checkpoint, capsys):
+    import sample
+
+    broken = tmp_path / "broken.osz"
+    broken.write_bytes((fixtures / "songs" / AKA_NO_HA).read_bytes()[:200])
+    out = tmp_path / "out"
+    argv = ["--beatmap", str(broken), "--ckpt", str(tiny_checkpoint), "--no-progress"]
+    argv += ["--output", str(out / "remap.osu"), "--preview", str(out / "p.png"), "--osz", str(out / "remap.osz")]
+    assert sample.main(argv) == 2
+    assert "broken.osz" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())

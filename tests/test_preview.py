@@ -114,3 +114,10 @@ def test_animation_is_a_small_gif_of_several_frames(fixtures, tmp_path):
         frames.append(np.asarray(image.convert("RGB"), np.float64))
     assert all(f.std() > 5 for f in frames)
     assert not np.array_equal(frames[0], frames[1])
+
+
+def test_same_replay_gives_the_same_gif(fixtures):
+    beatmap = read_beatmap(fixtures / "songs" / RED_GOOSE)
+    replay = read_replay(fixtures / "replays" / RED_GOOSE_REPLAY)
+    first, second = (render_animation(None, beatmap, replay, duration_ms=300, start_ms=30000) for _ in range(2))
+    assert first.gif == second.gif and first.frames == 6
