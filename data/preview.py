@@ -114,7 +114,7 @@ def scene_of(beatmap: Beatmap, mods: int | str = 0, title: str | None = None) ->
         number += 1
         numbers[i] = number
         colours[i] = palette[colour_index % len(palette)]
-    label = title or f"[{beatmap.version}]"
+    label = title if title is not None else f"[{beatmap.version}]" if beatmap.version else ""
     return Scene(play, heads, paths, numbers, colours, label)
 
 
@@ -209,6 +209,7 @@ def playfield_axes(fig, left_px: float, bottom_px: float, size_px: tuple[int, in
 
 def draw_object(ax, scene: Scene, i: int, alpha: float = 1.0, zorder: float = 2.0) -> None:
     """Object i as osu! draws it: slider body with border, head circle with its combo number, spinner rings."""
+    from matplotlib import patheffects
     from matplotlib.patches import Circle, Polygon
 
     o = scene.play.hit_objects[i]
@@ -240,16 +241,19 @@ def draw_object(ax, scene: Scene, i: int, alpha: float = 1.0, zorder: float = 2.
             ax.add_artist(Polygon(tri, closed=True, fc=white, ec="none", zorder=zorder))
     head = scene.heads[i]
     ax.add_artist(Circle(head, r * 0.93, fc=fade(colour, alpha), ec=white, lw=r * 0.12 * ppu, zorder=zorder))
+    # a dark rim keeps white numbers readable on light combo colours, as skins do with a shadow
+    rim = [patheffects.withStroke(linewidth=max(r * 0.1 * ppu, 1.0), foreground=fade(colour * 0.3, alpha))]
     ax.text(
         head[0],
         head[1],
         str(scene.combo_number[i]),
         color=white,
-        fontsize=r * 0.85 * ppu,
+        fontsize=r * (0.85 if scene.combo_number[i] < 10 else 0.65) * ppu,
         fontweight="bold",
         ha="center",
         va="center_baseline",
         zorder=zorder,
+        path_effects=rim,
     )
 
 
@@ -405,10 +409,12 @@ def render_preview(
         )
     play = left.play
     mods_text = f"  +{mods_to_string(play.mods)}" if play.mods else ""
+    song = " - ".join(part for part in (source.artist, source.title) if part)
+    song += f" ({source.creator})" if source.creator else ""
     caption = (
-        f"{source.artist} - {source.title} ({source.creator})   {song_clock(start * rate)} - {song_clock(end * rate)}"
+        f"{song}   {song_clock(start * rate)} - {song_clock(end * rate)}"
         f"   CS {play.circle_size:.1f}  AR {play.approach_rate:.1f}{mods_text}"
-    )
+    ).strip()
     fig.text(PANEL_LEFT_PX[0] / FIGURE_PX[0], 14 / FIGURE_PX[1], caption, color=MUTED_TEXT, fontsize=11)
     if replay is not None:
         _key_legend(fig)
