@@ -40,7 +40,9 @@ from data.preview import (
 )
 from data.replay import ReplayFrames, ReplayRecord
 
-FPS = 20  # GIF delays are whole centiseconds: 20 fps is an exact 5
+FPS = 20  # GIF delays are whole centiseconds: 20 fps (and 10 and 5, when halved) is exact
+MIN_FPS = 5
+MAX_GIF_BYTES = 2_000_000  # what chat and forum uploads take without complaint
 DEFAULT_DURATION_MS = 4000.0
 SIZE_PX = (480, 360)
 FADE_IN_MS = 400.0  # osu!'s fade-in, shortened when the preempt is shorter
@@ -98,9 +100,13 @@ def render_animation(
     canvas = _Canvas()
     frames = [_frame(canvas, scene, cursor, results, start + k * step, rate) for k in range(count)]
     data = _gif(frames, fps)
+    while len(data) > MAX_GIF_BYTES and fps >= 2 * MIN_FPS:
+        # too big to post: keep the length, halve the frame rate
+        frames, fps = frames[::2], fps // 2
+        data = _gif(frames, fps)
     if path is not None:
         write_bytes_atomic(path, data)
-    return Animation(float(start * rate), float((start + count * step) * rate), count, data)
+    return Animation(float(start * rate), float((start + count * step) * rate), len(frames), data)
 
 
 class _Canvas:

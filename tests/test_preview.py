@@ -121,3 +121,17 @@ def test_same_replay_gives_the_same_gif(fixtures):
     replay = read_replay(fixtures / "replays" / RED_GOOSE_REPLAY)
     first, second = (render_animation(None, beatmap, replay, duration_ms=300, start_ms=30000) for _ in range(2))
     assert first.gif == second.gif and first.frames == 6
+
+
+def test_an_animation_too_big_to_post_drops_frames_not_seconds(fixtures, monkeypatch):
+    import data.animation
+
+    beatmap = read_beatmap(fixtures / "songs" / RED_GOOSE)
+    replay = read_replay(fixtures / "replays" / RED_GOOSE_REPLAY)
+    full = render_animation(None, beatmap, replay, duration_ms=1000, start_ms=30000)
+    monkeypatch.setattr(data.animation, "MAX_GIF_BYTES", full.size_bytes - 1)
+    smaller = render_animation(None, beatmap, replay, duration_ms=1000, start_ms=30000)
+    assert smaller.frames == full.frames // 2 and smaller.size_bytes < full.size_bytes
+    assert (smaller.start_ms, smaller.end_ms) == (full.start_ms, full.end_ms)
+    image = Image.open(io.BytesIO(smaller.gif))
+    assert image.info["duration"] == 1000 // (FPS // 2)
