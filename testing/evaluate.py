@@ -56,6 +56,8 @@ COLUMNS = [
     "first_rhythm_problem",
     "inside_playfield_share",
     "median_spacing_error_px",
+    "mean_spacing_source_px",
+    "mean_spacing_output_px",
     "jumps_source",
     "jumps_output",
     "turning_w1",
@@ -161,6 +163,8 @@ def judge_pair(source_text: str, source_bytes: bytes, output_text: str, output_b
     row["inside_playfield_share"] = metrics.inside_playfield_share(metrics.aim_points(out))
     src_segments, out_segments = metrics.aim_segments(src), metrics.aim_segments(out)
     row["median_spacing_error_px"] = metrics.median_spacing_error_px(src_segments, out_segments)
+    row["mean_spacing_source_px"] = metrics.mean_leg_px(src_segments)
+    row["mean_spacing_output_px"] = metrics.mean_leg_px(out_segments)
     src_turns = metrics.path_turning_angles(src_segments)
     out_turns = metrics.path_turning_angles(out_segments)
     rng = np.random.default_rng(seed)
@@ -317,6 +321,7 @@ def summarize(table: pd.DataFrame, skipped: list[str], failures: list[str]) -> d
         "rhythm_kept": int(table["rhythm_kept"].sum()),
         "min_inside_playfield_share": float(table["inside_playfield_share"].min()) if n else None,
         "median_spacing_error_px": _median(table["median_spacing_error_px"]),
+        "median_spacing_ratio": _median(table["mean_spacing_output_px"] / table["mean_spacing_source_px"]),
         "median_turning_w1": turning,
         "median_random_walk_w1": walk,
         "median_turning_ratio": _median(table["turning_ratio"]),
@@ -348,7 +353,8 @@ def report(summary: dict) -> str:
         f"valid: {summary['valid']}/{n}, same object count: {summary['same_object_count']}/{n}, "
         f"rhythm kept: {summary['rhythm_kept']}/{n}",
         f"lowest share in playfield: {fmt(summary['min_inside_playfield_share'])}",
-        f"median spacing error: {fmt(summary['median_spacing_error_px'], '.1f')} px",
+        f"median spacing error: {fmt(summary['median_spacing_error_px'], '.1f')} px "
+        f"(output / source mean spacing, median over maps: {fmt(summary['median_spacing_ratio'])})",
         f"turning-angle W1 median: {fmt(summary['median_turning_w1'])} vs random walk "
         f"{fmt(summary['median_random_walk_w1'])} (median ratio {fmt(summary['median_turning_ratio'])})",
         f"mean turning angle median: output {fmt(summary['median_mean_turn_output_rad'])} rad, "

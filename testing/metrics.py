@@ -126,6 +126,13 @@ def median_spacing_error_px(source: Sequence[np.ndarray], output: Sequence[np.nd
     return float(np.median(flat)) if len(flat) else math.nan
 
 
+def mean_leg_px(segments: Sequence[np.ndarray]) -> float:
+    """Mean distance between consecutive aim points over all segments (NaN without legs)."""
+    legs = [leg_lengths(s) for s in segments]
+    flat = np.concatenate(legs) if legs else np.zeros(0)
+    return float(flat.mean()) if len(flat) else math.nan
+
+
 # ---------------------------------------------------------------- distributions
 
 

@@ -142,12 +142,29 @@ def style_distance(a: dict, b: dict) -> float:
     """Distance between two replays' styles: W1 of cursor speeds and of hit errors, each over its pooled scale.
 
     `a` and `b` carry "speed_q" and "hit_error_q" (quantile functions); W1 is the mean gap between them.
+    NaN when either replay lacks one of the distributions (no frames, or no map to take hit errors from).
     """
-    speed = float(np.nanmean(np.abs(a["speed_q"] - b["speed_q"])))
-    errors = float(np.nanmean(np.abs(a["hit_error_q"] - b["hit_error_q"])))
-    speed_scale = max(float(np.nanmedian(np.r_[a["speed_q"], b["speed_q"]])), 1e-6)
-    error_scale = max(float(np.nanstd(np.r_[a["hit_error_q"], b["hit_error_q"]])), 1.0)
-    return speed / speed_scale + errors / error_scale
+    parts = [np.asarray(d[k], np.float64) for d in (a, b) for k in ("speed_q", "hit_error_q")]
+    if not all(np.isfinite(p).all() for p in parts):
+        return math.nan
+    speed_a, errors_a, speed_b, errors_b = parts
+    speed_scale = max(float(np.mean(np.r_[speed_a, speed_b])), 1e-3)  # mean, not median: many frames sit still
+    error_scale = max(float(np.std(np.r_[errors_a, errors_b])), 1.0)
+    speed = float(np.mean(np.abs(speed_a - speed_b))) / speed_scale
+    return speed + float(np.mean(np.abs(errors_a - errors_b))) / error_scale
+
+
+def flagged_kind(mods: int) -> str:
+    """Which kind of non-human play a flagged replay is, from its header mods."""
+    from data.mods import AP, AT, RX
+
+    if mods & RX:
+        return "relax"
+    if mods & AP:
+        return "autopilot"
+    if mods & AT:
+        return "autoplay"
+    return "copies"  # cheat-test copies of human plays (stolen, time-warped, edited)
 
 
 # ---------------------------------------------------------------- judging one replay
@@ -444,7 +461,10 @@ def run(args: argparse.Namespace) -> dict:
         print(f"human: {len(human_paired)} paired replays judged", flush=True)
     if args.flagged:
         flagged = [p for p in pair_replays(args.flagged, maps) if p[1] is not None][: args.limit]
-        tables.append(evaluate_replays(flagged, "flagged"))
+        flagged_table = evaluate_replays(flagged, "flagged")
+        kinds = [flagged_kind(int(m)) if np.isfinite(m) else "unreadable" for m in flagged_table["mods"]]
+        flagged_table["group"] = [f"flagged {k}" for k in kinds]
+        tables.append(flagged_table)
         print(f"flagged: {len(flagged)} paired replays judged", flush=True)
     if args.auto:
         from data.osu_file import read_beatmap
