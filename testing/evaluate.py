@@ -149,7 +149,8 @@ def judge_pair(source_text: str, source_bytes: bytes, output_text: str, output_b
     row["slider_reads_output"] = out_slider is not None
     rosu_src, rosu_out = rosu_read(source_bytes), rosu_read(output_bytes)
     row["rosu_reads_output"] = rosu_out is not None
-    row["valid"] = bool(row["rosu_reads_output"] and (out_slider is not None or src_slider is None))
+    # Valid: every independent reader that accepts the source accepts the output too.
+    row["valid"] = bool((rosu_out is not None or rosu_src is None) and (out_slider is not None or src_slider is None))
     row["objects"] = len(src)
     counts_match = len(src) == len(out)
     if rosu_src is not None and rosu_out is not None:

@@ -232,3 +232,14 @@ def test_auto_replay_is_perfect_and_fails_the_human_band(tmp_path, fixture_maps)
     assert row["judge_matches_header"] and row["accuracy"] == 1.0
     assert row["unstable_rate"] < replay_eval.BAND["unstable_rate"][0]  # perfect timing is not human
     assert not row["in_band"]
+
+
+def test_a_utf16_map_is_read_by_every_reader(fixture_maps):
+    from data.osu_file import parse_beatmap
+
+    text = _map(fixture_maps, RED_GOOSE).read_text(encoding="utf-8-sig")
+    data = b"\xff\xfe" + text.encode("utf-16-le")
+    beatmap = parse_beatmap(data)
+    row = evaluate.judge_pair(beatmap.text, data, beatmap.text, data)
+    assert row["reader"] == "slider" and row["valid"] and row["rhythm_kept"] and row["objects"] == 102
+    assert row["stars_source"] > 0 and row["star_error"] == 0.0 and row["turning_w1"] == 0.0
