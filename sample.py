@@ -4,6 +4,9 @@
     python sample.py --beatmap x.osu --style-id 1849273    # in the style of a beatmap the model knows
     python sample.py --beatmap set.osz --difficulty Hard --mapper Sotarks --cfg-scale 2
     python sample.py --list-styles                         # the beatmaps and mappers a checkpoint knows
+    python sample.py --beatmap x.osu --replay-only --player yuitora --mods HR --output y.osr   # play it
+    python sample.py --beatmap x.osu --replay              # remap, then play the new map (.osu + .osr)
+    python sample.py --list-players                        # the players the replay checkpoint knows
 
 The functions here are what the Colab notebook and the tests call; main() only parses arguments.
 """
@@ -21,6 +24,11 @@ from data.errors import BadInputError
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_CKPT = ROOT / "checkpoints" / "position.pt"
+DEFAULT_REPLAY_CKPT = ROOT / "checkpoints" / "replay.pt"
+# Replays start this long before the first object (play time) and end this long after the last one.
+REPLAY_LEAD_IN_MS = 1000.0
+REPLAY_TAIL_MS = 500.0
+REPLAY_PLAYER_NAME = "osu-dit"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -132,6 +140,120 @@ def default_output(beatmap, label: str, seed: int, variant: int | None) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Replays
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def load_replay_model(ckpt_path: str | Path = DEFAULT_REPLAY_CKPT):
+    """(model in eval mode, checkpoint dict, PlayerTable) from a replay-model checkpoint."""
+    import dit.replay_model  # noqa: F401  (registers ReplayDiT)
+    from data.replay_dataset import PlayerTable
+    from dit.checkpoint import build_model_from_checkpoint, load_checkpoint
+
+    ckpt = load_checkpoint(ckpt_path)
+    if ckpt["config"].get("model") != "ReplayDiT":
+        raise BadInputError(ckpt_path, f"holds a {ckpt['config'].get('model')}, not a replay model")
+    return build_model_from_checkpoint(ckpt), ckpt, PlayerTable.from_dict(ckpt["extra"]["players"])
+
+
+def resolve_player(players, name: str | None) -> int:
+    """Player class for a username (0, the null class, when none is given)."""
+    if name is None:
+        return 0
+    index = players.class_of(name)
+    if index == 0:
+        raise BadInputError(
+            None,
+            f"--player {name!r} is not a player this checkpoint knows (python sample.py --list-players shows them)",
+        )
+    return index
+
+
+def replay_ticks(play, step_ms: float) -> np.ndarray:
+    """Grid ticks (play time, whole multiples of the step, none before 1 step) covering the map's objects."""
+    objects = play.hit_objects
+    if not objects:
+        raise BadInputError(None, "the map has no hit objects to play")
+    first = max(1, int(np.floor((objects[0].time_ms - REPLAY_LEAD_IN_MS) / step_ms)))
+    last = int(np.ceil((max(o.end_time_ms for o in objects) + REPLAY_TAIL_MS) / step_ms))
+    return step_ms * np.arange(first, max(last, first) + 1, dtype=np.float64)
+
+
+def generate_replay_grid(
+    play,
+    model,
+    ckpt: dict,
+    player: int,
+    *,
+    cfg_scale: float = 1.0,
+    steps: int = 20,
+    sampler: str = "ddim",
+    seed: int = 0,
+    progress: bool = True,
+):
+    """A ReplayGrid (play time) of the model playing a modded map (data.mods.PlayBeatmap), whole map in one pass."""
+    import torch
+
+    from data.replay import ReplayGrid
+    from data.replay_dataset import map_features
+    from data.replay_windows import CHANNELS, decode_targets, model_features, reference_path
+    from dit import diffusion
+
+    step_ms = float(ckpt["extra"]["data_stats"]["step_ms"])
+    ticks = replay_ticks(play, step_ms)
+    features = map_features(play, ticks)
+    reference = reference_path(features)
+    extra = {
+        "features": torch.from_numpy(model_features(features, reference))[None],
+        "time_ms": torch.from_numpy((ticks - ticks[0]).astype(np.float32))[None],
+        "player": torch.tensor([int(player)]),
+        "mask": torch.ones(1, len(ticks), dtype=torch.bool),
+    }
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn((1, len(ticks), len(CHANNELS)), generator=generator)
+    prediction = ckpt["extra"].get("prediction", "v")
+    model_fn = diffusion.denoiser(diffusion.guided(model, cfg_scale, class_key="player"), prediction=prediction)
+    with torch.inference_mode():
+        x0 = diffusion.SAMPLERS[sampler](
+            model_fn, noise, steps, extra_args=extra, disable=not progress, generator=generator
+        )
+    x, y, k1, k2 = decode_targets(x0[0].numpy(), reference)
+    return ReplayGrid(ticks, x, y, k1, k2, step_ms, play.rate)
+
+
+def play(
+    beatmap,
+    model,
+    ckpt: dict,
+    player: int = 0,
+    mods: int | str = 0,
+    *,
+    output: str | Path | None = None,
+    player_name: str = REPLAY_PLAYER_NAME,
+    **generate_kwargs,
+) -> bytes:
+    """An osu!stable .osr of the model playing `beatmap` (data.osu_file.Beatmap) with `mods`; written to
+    `output` when given. The header names the map's MD5 and carries the judged hit counts, combo and life bar."""
+    from data.gameplay import judge
+    from data.mods import apply_mods, parse_mods
+    from data.replay import grid_frames, write_replay
+
+    flags = parse_mods(mods) if isinstance(mods, str) else int(mods)
+    modded = apply_mods(beatmap, flags)
+    grid = generate_replay_grid(modded, model, ckpt, player, **generate_kwargs)
+    seed = int(generate_kwargs.get("seed", 0))
+    return write_replay(
+        output,
+        beatmap_md5=beatmap.md5,
+        player=player_name,
+        mods=flags,
+        frames=grid_frames(grid),
+        judgement=judge(modded, grid),
+        rng_seed=seed,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Command line
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -153,13 +275,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output", type=Path, help="output .osu (default: a descriptive name in the working directory)")
     p.add_argument("--ckpt", type=Path, default=DEFAULT_CKPT, help="position-model checkpoint")
     p.add_argument("--list-styles", action="store_true", help="print the beatmaps and mappers the checkpoint knows")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--replay", action="store_true", help="remap, then play each new map: an .osr beside each .osu, naming its MD5"
+    )
+    mode.add_argument("--replay-only", action="store_true", help="play the given map as it is; --output is the .osr")
+    p.add_argument("--player", help="play like this player (see --list-players; default: no player)")
+    p.add_argument("--mods", default="", help="mods of the replay, e.g. HR, DT, HDHR (default: none)")
+    p.add_argument("--replay-ckpt", type=Path, default=DEFAULT_REPLAY_CKPT, help="replay-model checkpoint")
+    p.add_argument("--list-players", action="store_true", help="print the players the replay checkpoint knows")
+    p.add_argument("--preview", type=Path, help="PNG of the new map beside its source (with --replay, the cursor)")
+    p.add_argument("--preview-time", type=float, help="song time in ms where the preview opens (default: a busy part)")
+    p.add_argument("--animation", type=Path, help="GIF of a few seconds of the replay (needs --replay/--replay-only)")
+    p.add_argument("--osz", type=Path, help="pack the new map(s) with the set's audio and background into an .osz")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks for bad input")
     args = p.parse_args(argv)
-    if not args.list_styles and args.beatmap is None:
-        p.error("--beatmap is required (or --list-styles)")
+    if not (args.list_styles or args.list_players) and args.beatmap is None:
+        p.error("--beatmap is required (or --list-styles / --list-players)")
     if args.num_variants < 1 or args.num_sampling_steps < 1:
         p.error("--num-variants and --num-sampling-steps must be at least 1")
+    if args.animation and not (args.replay or args.replay_only):
+        p.error("--animation plays a replay: add --replay (or --replay-only)")
+    if args.osz and args.replay_only:
+        p.error("--osz packs a remapped map; --replay-only writes none")
     return args
 
 
@@ -168,9 +307,47 @@ def list_styles(styles) -> None:
         print(f"{index}\t{styles.describe(index)}")
 
 
+def list_players(players) -> None:
+    for index, name in enumerate(players.players, start=1):
+        print(f"{index}\t{name}")
+
+
+def default_replay_output(beatmap, label: str, seed: int) -> Path:
+    stem = Path(beatmap.path).stem if beatmap.path else beatmap.md5
+    return Path.cwd() / re.sub(r'[<>:"/\\|?*]', "_", f"{stem} (osu-dit {label}, seed {seed}).osr")
+
+
 def run(args: argparse.Namespace) -> list[Path]:
     from data.atomic import write_text_atomic
     from data.inputs import read_beatmap_input
+    from data.mods import mods_to_string, parse_mods
+    from data.osu_file import read_beatmap
+
+    replaying = args.replay or args.replay_only or args.list_players
+    if replaying:
+        mods = parse_mods(args.mods)
+        replay_model, replay_ckpt, players = load_replay_model(args.replay_ckpt)
+        if args.list_players:
+            list_players(players)
+            return []
+        player = resolve_player(players, args.player)
+        play_kwargs = {
+            "player": player,
+            "mods": mods,
+            "player_name": REPLAY_PLAYER_NAME if player == 0 else f"{REPLAY_PLAYER_NAME} {players.players[player - 1]}",
+            "cfg_scale": args.cfg_scale,
+            "steps": args.num_sampling_steps,
+            "sampler": args.sampler,
+            "seed": args.seed,
+            "progress": args.progress,
+        }
+        replay_label = " ".join(filter(None, [args.player or "", mods_to_string(mods)])) or "replay"
+    if args.replay_only:
+        beatmap = read_beatmap_input(args.beatmap, args.difficulty)
+        out = args.output or default_replay_output(beatmap, replay_label, args.seed)
+        play(beatmap, replay_model, replay_ckpt, output=out, **play_kwargs)
+        print(f"wrote {out}")
+        return [out, *write_companions(args, beatmap, [out])]
 
     model, ckpt, styles = load_position_model(args.ckpt)
     if args.list_styles:
@@ -203,7 +380,49 @@ def run(args: argparse.Namespace) -> list[Path]:
         write_text_atomic(out, text)
         written.append(out)
         print(f"wrote {out}")
-    return written
+        if args.replay:
+            # Read back what was written: the replay must name the MD5 of these exact bytes.
+            osr = out.with_suffix(".osr")
+            play(read_beatmap(out), replay_model, replay_ckpt, output=osr, **play_kwargs)
+            written.append(osr)
+            print(f"wrote {osr}")
+    return written + write_companions(args, beatmap, written)
+
+
+def write_companions(args: argparse.Namespace, source, written: list[Path]) -> list[Path]:
+    """The --preview PNGs, --animation GIFs and --osz archive of the maps and replays just written."""
+    from data.animation import render_animation
+    from data.osu_file import read_beatmap
+    from data.osz import export_osz, osu_member_name
+    from data.preview import render_preview
+    from data.replay import read_replay
+
+    maps = [p for p in written if p.suffix == ".osu"]
+    replays = [read_replay(p) for p in written if p.suffix == ".osr"]
+    shown = [read_beatmap(p) for p in maps] or [source]  # --replay-only plays the source itself
+    headings = ("source", "remap") if maps else ("map", "replay")
+    out = []
+    for i, beatmap in enumerate(shown):
+        replay = replays[i] if replays else None
+        if args.preview:
+            out.append(numbered(args.preview, i, len(shown)))
+            render_preview(out[-1], source, beatmap, time_ms=args.preview_time, replay=replay, headings=headings)
+        if args.animation:
+            out.append(numbered(args.animation, i, len(shown)))
+            render_animation(out[-1], beatmap, replay, start_ms=args.preview_time)
+    if args.osz:
+        members = {osu_member_name(m): p.read_bytes() for m, p in zip(shown, maps, strict=True)}
+        for name in export_osz(args.osz, args.beatmap, source, members).missing:
+            print(f"warning: {name} is not in the set; {args.osz} has no copy of it", file=sys.stderr)
+        out.append(args.osz)
+    for path in out:
+        print(f"wrote {path}")
+    return out
+
+
+def numbered(path: Path, index: int, count: int) -> Path:
+    """`path` for one of `count` variants: "x v2.png" when there are several."""
+    return path if count == 1 else path.with_name(f"{path.stem} v{index + 1}{path.suffix}")
 
 
 def main(argv: list[str] | None = None) -> int:

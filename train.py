@@ -1,6 +1,7 @@
-"""Train a position DiT on prepared beatmaps: one loop for CPU, one GPU, many GPUs and many nodes.
+"""Train a position DiT on prepared beatmaps (or a replay DiT on a replay cache): one loop for CPU, GPUs, nodes.
 
     python train.py --model DiT-T --data-path ~/osu/Songs --results-dir results/run1
+    python train.py --task replay --data-path CACHE --results-dir DIR   # CACHE from data.prepare --replays
     torchrun --nproc-per-node=2 train.py --model DiT-S --data-path CACHE --results-dir DIR
     accelerate launch train.py --model DiT-B --data-path CACHE --results-dir DIR
 
@@ -20,11 +21,21 @@ from pathlib import Path
 
 from data.errors import BadInputError
 
+TASKS = ("position", "replay")
+DEFAULT_SEQ_LEN = {"position": 128, "replay": 256}
+MODEL_NAMES = {"position": "PositionDiT", "replay": "ReplayDiT"}
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from dit.models import DIT_PRESETS
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--task",
+        choices=TASKS,
+        default="position",
+        help="position: remap beatmaps (a map cache); replay: play maps (a cache made with data.prepare --replays)",
+    )
     p.add_argument("--model", choices=sorted(DIT_PRESETS), default="DiT-T", help="model preset")
     p.add_argument(
         "--data-path",
@@ -35,7 +46,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--results-dir", type=Path, default=Path("results"), help="checkpoints, logs and TensorBoard")
     p.add_argument("--global-batch-size", type=int, default=64, help="windows per optimizer step, all processes")
-    p.add_argument("--seq-len", type=int, default=128, help="datapoints per training window")
+    p.add_argument(
+        "--seq-len",
+        type=int,
+        default=None,
+        help=f"datapoints (position, default {DEFAULT_SEQ_LEN['position']}) or grid ticks "
+        f"(replay, default {DEFAULT_SEQ_LEN['replay']}) per training window",
+    )
+    p.add_argument(
+        "--val-percent",
+        type=int,
+        default=10,
+        help="replay task: share of map sets held out for validation (0 trains on every paired replay)",
+    )
     p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (AdamW)")
     p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
     p.add_argument("--warmup-steps", type=int, default=200, help="linear LR warmup steps")
@@ -57,7 +80,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True, help="log to TensorBoard")
     p.add_argument("--workers", type=int, default=2, help="worker processes when the data must be prepared first")
     p.add_argument("--debug", action="store_true", help="show tracebacks for bad input")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.seq_len is None:
+        args.seq_len = DEFAULT_SEQ_LEN[args.task]
+    return args
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -121,6 +147,43 @@ def resolve_cache(data_paths: list[Path], results_dir: Path, workers: int, is_ma
     return cache
 
 
+def replay_datasets(args: argparse.Namespace):
+    """(cache, train set, val set, player table) of a replay cache made by data.prepare --replays."""
+    from data.replay_dataset import PLAYERS_FILE, TABLE_FILE
+    from data.replay_windows import ReplayWindowDataset
+
+    cache = args.data_path[0]
+    if len(args.data_path) != 1 or not (cache / TABLE_FILE).is_file() or not (cache / PLAYERS_FILE).is_file():
+        raise BadInputError(
+            cache,
+            "not a replay cache (make one with python -m data.prepare --input SONGS --output DIR --replays REPLAYS)",
+        )
+    split = "all" if args.val_percent <= 0 else "train"
+    common = {"seq_len": args.seq_len, "stride": args.seq_len // 2, "seed": args.seed, "val_percent": args.val_percent}
+    train_set = ReplayWindowDataset(cache, split, augment=True, **common)
+    val_set = ReplayWindowDataset(cache, "val", augment=False, **common)  # empty when val_percent is 0
+    return cache, train_set, val_set, train_set.players
+
+
+def replay_extra(players, args: argparse.Namespace, prediction: str, run_config: dict) -> dict:
+    """What sample.py needs beside the weights to play a map: players, prediction, the data layout."""
+    from data.replay import DEFAULT_STEP_MS
+    from data.replay_windows import CHANNELS, MODEL_FEATURE_NAMES, OFFSET_GAIN
+
+    return {
+        "players": players.to_dict(),
+        "prediction": prediction,
+        "data_stats": {
+            "step_ms": DEFAULT_STEP_MS,
+            "offset_gain": OFFSET_GAIN,
+            "channels": list(CHANNELS),
+            "features": list(MODEL_FEATURE_NAMES),
+            "seq_len": args.seq_len,
+        },
+        "run": run_config,
+    }
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Training
 # ----------------------------------------------------------------------------------------------------------------
@@ -133,9 +196,11 @@ def main(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from data.dataset import POSITION_CENTER, POSITION_SCALE, WindowDataset, load_cache
+    from data.replay_windows import NUM_MODEL_FEATURES
     from dit import diffusion
-    from dit.checkpoint import load_checkpoint, model_config_dict, save_checkpoint
-    from dit.models import DiTConfig, PositionDiT, preset_config
+    from dit.checkpoint import MODEL_REGISTRY, load_checkpoint, model_config_dict, save_checkpoint
+    from dit.models import preset_config
+    from dit.replay_model import replay_config
 
     mixed = args.mixed_precision
     if mixed == "auto":
@@ -152,27 +217,38 @@ def main(args: argparse.Namespace) -> None:
         raise BadInputError(None, f"--global-batch-size {args.global_batch_size} is not divisible by {world} processes")
     local_batch = args.global_batch_size // world
 
+    model_name = MODEL_NAMES[args.task]
     resumed = load_checkpoint(args.resume) if args.resume else None
-    if resumed is not None and resumed["config"]["model"] != "PositionDiT":
-        raise BadInputError(args.resume, f"holds a {resumed['config']['model']}, not a PositionDiT")
+    if resumed is not None and resumed["config"]["model"] != model_name:
+        raise BadInputError(args.resume, f"holds a {resumed['config']['model']}, not a {model_name}")
 
-    cache = resolve_cache(args.data_path, args.results_dir, args.workers, is_main, accelerator)
-    table, styles, arrays = load_cache(cache)
-    train_set = WindowDataset(
-        (table, styles, arrays), split="train", seq_len=args.seq_len, augment=True, seed=args.seed
-    )
-    val_set = WindowDataset((table, styles, arrays), split="val", seq_len=args.seq_len, augment=False, seed=args.seed)
+    if args.task == "position":
+        cache = resolve_cache(args.data_path, args.results_dir, args.workers, is_main, accelerator)
+        table, styles, arrays = load_cache(cache)
+        train_set = WindowDataset(
+            (table, styles, arrays), split="train", seq_len=args.seq_len, augment=True, seed=args.seed
+        )
+        val_set = WindowDataset(
+            (table, styles, arrays), split="val", seq_len=args.seq_len, augment=False, seed=args.seed
+        )
+        num_classes, classes_text = len(styles), f"{len(styles)} style classes"
+    else:
+        cache, train_set, val_set, players = replay_datasets(args)
+        num_classes, classes_text = players.num_classes, f"{players.num_classes} player classes"
     if len(train_set) == 0:
         raise BadInputError(cache, "no training windows in the cache")
 
+    model_class, config_class = MODEL_REGISTRY[model_name]
     if resumed is not None:
-        config = DiTConfig.from_dict(resumed["config"]["model_config"])
-        if config.num_classes != len(styles):
-            raise BadInputError(args.resume, f"has {config.num_classes} style classes, the cache {len(styles)}")
+        config = config_class.from_dict(resumed["config"]["model_config"])
+        if config.num_classes != num_classes:
+            raise BadInputError(args.resume, f"has {config.num_classes} classes, the cache {num_classes}")
+    elif args.task == "position":
+        config = preset_config(args.model, num_classes=num_classes)
     else:
-        config = preset_config(args.model, num_classes=len(styles))
+        config = replay_config(args.model, num_classes=num_classes, num_features=NUM_MODEL_FEATURES)
     set_seed(args.seed)
-    model = PositionDiT(config)
+    model = model_class(config)
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.99))
     start_step = 0
@@ -193,7 +269,7 @@ def main(args: argparse.Namespace) -> None:
         args.results_dir.mkdir(parents=True, exist_ok=True)
         n_params = sum(p.numel() for p in model.parameters())
         print(
-            f"model {args.model}: {n_params / 1e6:.2f}M parameters, {len(styles)} style classes; "
+            f"{model_name} {args.model}: {n_params / 1e6:.2f}M parameters, {classes_text}; "
             f"{len(train_set)} train / {len(val_set)} val windows; {world} process(es), "
             f"batch {args.global_batch_size}, precision {mixed}",
             flush=True,
@@ -209,23 +285,26 @@ def main(args: argparse.Namespace) -> None:
     def checkpoint(step: int) -> None:
         accelerator.wait_for_everyone()
         if is_main:
-            extra = {
-                "styles": styles.to_dict(),
-                "prediction": diffusion.DEFAULT_PREDICTION,
-                "data_stats": {
-                    "position_center": list(POSITION_CENTER),
-                    "position_scale": POSITION_SCALE,
-                    "seq_len": args.seq_len,
-                },
-                "run": run_config,
-            }
+            if args.task == "position":
+                extra = {
+                    "styles": styles.to_dict(),
+                    "prediction": diffusion.DEFAULT_PREDICTION,
+                    "data_stats": {
+                        "position_center": list(POSITION_CENTER),
+                        "position_scale": POSITION_SCALE,
+                        "seq_len": args.seq_len,
+                    },
+                    "run": run_config,
+                }
+            else:
+                extra = replay_extra(players, args, diffusion.DEFAULT_PREDICTION, run_config)
             path = ckpt_dir / f"step_{step:07d}.pt"
             save_checkpoint(
                 path,
                 model_state=accelerator.unwrap_model(model).state_dict(),
                 ema_state=ema.state_dict(),
                 optimizer_state=optimizer.state_dict(),
-                config={**model_config_dict("PositionDiT", config), "preset": args.model},
+                config={**model_config_dict(model_name, config), "preset": args.model},
                 train_state={"step": step},
                 extra=extra,
             )
@@ -244,7 +323,7 @@ def main(args: argparse.Namespace) -> None:
             gen = torch.Generator().manual_seed(10_007 + i * world + rank)  # same noise at every validation
             out = diffusion.training_losses(
                 ema,
-                batch["position"],
+                batch[target_key],
                 model_kwargs=model_kwargs(batch, drop_labels=False),
                 mask=batch["mask"],
                 generator=gen,
@@ -256,15 +335,20 @@ def main(args: argparse.Namespace) -> None:
         log(step, {"val_loss": value})
         return value
 
+    target_key, class_key = ("position", "style") if args.task == "position" else ("x0", "player")
+
     def model_kwargs(batch: dict, drop_labels: bool) -> dict:
-        kwargs = {
-            "time_ms": batch["time_ms"],
-            "distance": batch["distance"],
-            "kind": batch["kind"],
-            "style": batch["style"],
-        }
+        if args.task == "position":
+            kwargs = {
+                "time_ms": batch["time_ms"],
+                "distance": batch["distance"],
+                "kind": batch["kind"],
+                "style": batch["style"],
+            }
+        else:
+            kwargs = {"features": batch["features"], "time_ms": batch["time_ms"], "player": batch["player"]}
         if not drop_labels:
-            kwargs["force_drop_ids"] = torch.zeros_like(batch["style"], dtype=torch.bool)
+            kwargs["force_drop_ids"] = torch.zeros_like(batch[class_key], dtype=torch.bool)
         return kwargs
 
     model.train()
@@ -282,7 +366,7 @@ def main(args: argparse.Namespace) -> None:
             group["lr"] = learning_rate(step, args)
         with accelerator.autocast():
             out = diffusion.training_losses(
-                model, batch["position"], model_kwargs=model_kwargs(batch, True), mask=batch["mask"], generator=gen
+                model, batch[target_key], model_kwargs=model_kwargs(batch, True), mask=batch["mask"], generator=gen
             )
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(out["loss"])

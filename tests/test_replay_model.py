@@ -1,0 +1,151 @@
+"""Replay windows and ReplayDiT on the real fixture replays: inputs, a forward/backward pass, training and resume."""
+
+import numpy as np
+import pytest
+import torch
+
+import train
+from data.gameplay import stacked_positions
+from data.mods import apply_mods
+from data.osu_file import read_beatmap
+from data.replay_dataset import load_replay_array, load_replay_cache, map_features
+from data.replay_windows import (
+    MODEL_FEATURE_NAMES,
+    NUM_MODEL_FEATURES,
+    ReplayWindowDataset,
+    decode_targets,
+    encode_targets,
+    reference_path,
+)
+from dit import diffusion
+from dit.checkpoint import load_checkpoint
+from dit.replay_model import ReplayDiT, ReplayDiTConfig
+
+TINY = ReplayDiTConfig(depth=2, hidden_size=32, num_heads=2, num_features=NUM_MODEL_FEATURES, patch_ticks=4)
+
+
+@pytest.fixture(scope="module")
+def replay_cache(tmp_path_factory):
+    from data.prepare import main as prepare_main
+    from tests.conftest import FIXTURES
+
+    out = tmp_path_factory.mktemp("replay_cache")
+    assert prepare_main(["--input", str(FIXTURES / "songs"), "--output", str(out), "--workers", "1",
+                         "--no-progress", "--replays", str(FIXTURES / "replays")]) == 0  # fmt: skip
+    return out
+
+
+def test_reference_path_passes_through_every_object_at_its_hit_time(fixture_maps):
+    for path in fixture_maps:
+        play = apply_mods(read_beatmap(path), 0)
+        if not play.hit_objects:
+            continue
+        times = np.array([o.time_ms for o in play.hit_objects])
+        # Just before each hit time: the path is then on its way into the object's head.
+        ticks = times - 1e-3
+        reference = reference_path(map_features(play, ticks))
+        heads = stacked_positions(play)
+        x, y, _, _ = decode_targets(np.zeros((len(ticks), 4), np.float32), reference)
+        # Spinners have no head, and two objects at one time (a few real maps do it) cannot both be reached.
+        skip = np.array([o.kind == "spinner" for o in play.hit_objects])
+        skip |= np.isin(times, times[np.flatnonzero(np.diff(times) == 0)])
+        error = np.hypot(x - heads[:, 0], y - heads[:, 1])[~skip]
+        assert np.max(error) < 2.0, path.name
+
+
+def test_targets_round_trip_to_cursor_and_keys(replay_cache):
+    rows, _ = load_replay_cache(replay_cache)
+    row = next(r for r in rows if r["paired"])
+    array = load_replay_array(replay_cache, row["replay_md5"])
+    reference = reference_path(array["features"])
+    targets = encode_targets(array["x"], array["y"], array["k1"], array["k2"], reference)
+    x, y, k1, k2 = decode_targets(targets, reference)
+    unclipped = np.all(np.abs(targets[:, :2]) < 1, axis=1)
+    assert unclipped.mean() > 0.9
+    assert np.allclose(x[unclipped], array["x"][unclipped], atol=1e-3)
+    assert np.allclose(y[unclipped], array["y"][unclipped], atol=1e-3)
+    assert np.array_equal(k1, array["k1"] > 0) and np.array_equal(k2, array["k2"] > 0)
+
+
+def test_windows_are_deterministic_and_mirror_cursor_and_map_together(replay_cache):
+    plain = ReplayWindowDataset(replay_cache, "all", seq_len=64, augment=False)
+    aug = ReplayWindowDataset(replay_cache, "all", seq_len=64, augment=True, seed=3)
+    assert len(plain) > 10 and len(plain) == len(aug)
+    assert plain.rows and all(r["paired"] for r in plain.rows)
+    again = ReplayWindowDataset(replay_cache, "all", seq_len=64, augment=True, seed=3)
+    aug.set_epoch(2), again.set_epoch(2)
+    # Windows inside a long spinner have every position at the centre (all zeros): nothing to mirror there.
+    moving = [i for i in range(0, len(plain), 7) if float(plain[i]["features"][:, :2].abs().sum()) > 0]
+    for i in moving[:4]:
+        a, b, p = aug[i], again[i], plain[i]
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        # A mirror flips the offset and every x (or y) feature by one sign.
+        for channel, suffixes in ((0, ("_x", "_dx", "_vx")), (1, ("_y", "_dy", "_vy"))):
+            columns = [j for j, n in enumerate(MODEL_FEATURE_NAMES) if n.endswith(suffixes)]
+            flips = [
+                sign
+                for sign in (1.0, -1.0)
+                if torch.allclose(a["features"][:, columns], sign * p["features"][:, columns])
+                and torch.allclose(a["x0"][:, channel], sign * p["x0"][:, channel])
+            ]
+            assert len(flips) == 1
+        assert torch.equal(a["x0"][:, 2:], p["x0"][:, 2:]), "keys do not mirror"
+    # A different epoch draws different augmentation.
+    aug.set_epoch(3)
+    assert any(not torch.equal(aug[i]["features"], again[i]["features"]) for i in range(8))
+
+
+def test_tiny_replay_dit_forward_backward_on_a_real_window(replay_cache):
+    dataset = ReplayWindowDataset(replay_cache, "all", seq_len=70, augment=True)  # 70: not a multiple of the patch
+    players = dataset.num_classes
+    model = ReplayDiT(ReplayDiTConfig(**{**TINY.to_dict(), "num_classes": players}))
+    batch = train.collate([dataset[i] for i in (0, len(dataset) - 1)])
+    kwargs = {"features": batch["features"], "time_ms": batch["time_ms"], "player": batch["player"]}
+    out = diffusion.training_losses(
+        model, batch["x0"], kwargs, batch["mask"], generator=torch.Generator().manual_seed(0)
+    )
+    assert torch.isfinite(out["loss"])
+    out["loss"].backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and any(float(g.abs().sum()) > 0 for g in grads)
+    # Padded ticks change nothing on the real ones, and the output keeps the input's shape.
+    model.eval()
+    x = torch.randn(1, 70, 4)
+    t = torch.tensor([0.5])
+    one = {k: v[:1] for k, v in batch.items()}
+    real = int(one["mask"].sum())
+    with torch.no_grad():
+        full = model(x, t, features=one["features"], time_ms=one["time_ms"], player=one["player"], mask=one["mask"])
+        cut = model(x[:, :real], t, features=one["features"][:, :real], time_ms=one["time_ms"][:, :real],
+                    player=one["player"], mask=one["mask"][:, :real])  # fmt: skip
+    assert full.shape == x.shape
+    assert torch.allclose(full[:, :real], cut, atol=1e-5)
+
+
+TRAIN_ARGS = ["--task", "replay", "--model", "DiT-T", "--global-batch-size", "4", "--seq-len", "64", "--log-every",
+              "1", "--val-every", "2", "--no-tensorboard", "--warmup-steps", "1", "--val-percent", "0"]  # fmt: skip
+
+
+def test_train_replay_task_runs_and_resumes_to_the_same_weights(replay_cache, tmp_path):
+    common = [*TRAIN_ARGS, "--data-path", str(replay_cache), "--max-steps", "2", "--ckpt-every", "1"]
+    assert train.cli([*common, "--results-dir", str(tmp_path / "a")]) == 0
+    first = tmp_path / "a" / "checkpoints" / "step_0000001.pt"
+    assert train.cli([*common, "--results-dir", str(tmp_path / "b"), "--resume", str(first)]) == 0
+    straight = load_checkpoint(tmp_path / "a" / "checkpoints" / "step_0000002.pt")
+    resumed = load_checkpoint(tmp_path / "b" / "checkpoints" / "step_0000002.pt")
+    assert straight["config"]["model"] == "ReplayDiT"
+    assert straight["extra"]["players"]["players"], "the player table travels with the weights"
+    for key in ("model_state", "ema_state"):
+        for name, value in straight[key].items():
+            assert torch.equal(value, resumed[key][name]), f"{key}.{name} differs after resume"
+    assert any(not torch.equal(v, straight["model_state"][k]) for k, v in load_checkpoint(first)["model_state"].items())
+
+
+def test_train_replay_task_refuses_a_folder_that_is_no_replay_cache(tmp_path, capsys):
+    from tests.conftest import FIXTURES
+
+    args = [*TRAIN_ARGS, "--data-path", str(FIXTURES / "songs"), "--results-dir", str(tmp_path), "--max-steps", "1"]
+    assert train.cli(args) == 2
+    err = capsys.readouterr().err
+    assert "not a replay cache" in err and err.strip().count("\n") == 0
+    assert not (tmp_path / "checkpoints").exists()
