@@ -403,16 +403,22 @@ def band_summary(table: pd.DataFrame) -> dict:
     return out
 
 
-def style_report(samples: pd.DataFrame, references: pd.DataFrame) -> dict:
+def style_report(samples: pd.DataFrame, references: pd.DataFrame, as_player: str | None = None) -> dict:
     """For each sample whose player has real replays among the references: mean style distance to that
-    player's replays vs to other players' (smaller own distance = the player's style is measurable)."""
+    player's replays vs to other players' (smaller own distance = the player's style is measurable).
+
+    `as_player` names the player every sample was conditioned on (else the header's player name is used).
+    """
     dists = {**references.attrs.get("distributions", {}), **samples.attrs.get("distributions", {})}
+    players = references["player"].astype(str).str.casefold()
     rows = []
     for _, sample in samples.iterrows():
-        if sample["replay"] not in dists or not isinstance(sample["player"], str):
+        player = as_player or sample["player"]
+        if sample["replay"] not in dists or not isinstance(player, str):
             continue
-        own = references[(references["player"] == sample["player"]) & (references["replay"] != sample["replay"])]
-        others = references[references["player"] != sample["player"]]
+        mine = players == player.casefold()
+        own = references[mine & (references["replay"] != sample["replay"])]
+        others = references[~mine]
         own_d = [style_distance(dists[sample["replay"]], dists[r]) for r in own["replay"] if r in dists]
         other_d = [style_distance(dists[sample["replay"]], dists[r]) for r in others["replay"] if r in dists]
         own_d = [d for d in own_d if np.isfinite(d)]
@@ -421,7 +427,7 @@ def style_report(samples: pd.DataFrame, references: pd.DataFrame) -> dict:
             rows.append(
                 {
                     "replay": sample["replay"],
-                    "player": sample["player"],
+                    "player": player,
                     "own": float(np.mean(own_d)),
                     "others": float(np.mean(other_d)),
                 }
@@ -496,7 +502,8 @@ def run(args: argparse.Namespace) -> dict:
         generated_rows = table[table["group"] == "generated"].copy()
         if len(generated_rows):
             generated_rows.attrs = table.attrs
-            summary["style_generated"] = _drop_rows(style_report(generated_rows, humans_only))
+            style = style_report(generated_rows, humans_only, args.as_player)
+            summary["style_generated"] = style  # few samples: keep each one's distances
     _write_table(args.output / "replays.csv", table)
     write_text_atomic(args.output / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     if len(table):
@@ -551,6 +558,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--generated", type=Path, nargs="*", default=[], help="generated replays (maps beside or in --songs)"
     )
+    p.add_argument("--as-player", help="the player the generated replays were conditioned on (default: header)")
     p.add_argument("--songs", type=Path, nargs="*", default=[], help="folders of maps to pair replays with by MD5")
     p.add_argument("--auto", type=int, default=0, help="build and judge auto replays of this many human-played maps")
     p.add_argument("--output", type=Path, required=True, help="folder for replays.csv, summary.json and plots")

@@ -243,3 +243,18 @@ def test_a_utf16_map_is_read_by_every_reader(fixture_maps):
     row = evaluate.judge_pair(beatmap.text, data, beatmap.text, data)
     assert row["reader"] == "slider" and row["valid"] and row["rhythm_kept"] and row["objects"] == 102
     assert row["stars_source"] > 0 and row["star_error"] == 0.0 and row["turning_w1"] == 0.0
+
+
+def test_style_report_compares_a_sample_with_its_player_and_the_others(replay_table):
+    from testing import replay_eval
+
+    paired = replay_table[replay_table["map"] != ""]
+    paired.attrs = replay_table.attrs
+    sample, target = paired.iloc[[0]].copy(), paired.iloc[1]["player"]
+    sample.attrs = replay_table.attrs
+    report = replay_eval.style_report(sample, paired, as_player=target.upper())  # names match case-blind
+    assert report["samples"] == 1
+    row = report["rows"][0]
+    dists = replay_table.attrs["distributions"]
+    expected_own = replay_eval.style_distance(dists[sample.iloc[0]["replay"]], dists[paired.iloc[1]["replay"]])
+    assert row["own"] == pytest.approx(expected_own) and row["others"] > 0
