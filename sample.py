@@ -425,14 +425,27 @@ def numbered(path: Path, index: int, count: int) -> Path:
     return path if count == 1 else path.with_name(f"{path.stem} v{index + 1}{path.suffix}")
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse an output path that is a folder before any work is done."""
+    for path in (args.output, args.preview, args.animation, args.osz):
+        if path is not None and path.is_dir():
+            raise BadInputError(path, "is a folder; give a file name to write")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        check_outputs(args)
         run(args)
     except BadInputError as err:
         if args.debug:
             raise
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # an output that cannot be written (no permission, a file in place of a folder, ...)
+        if args.debug:
+            raise
+        print(f"error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return 2
     return 0
 
