@@ -7,8 +7,9 @@ Behaviour on odd files follows osu!lazer's LegacyBeatmapDecoder (which mirrors o
 - a catmull path ending on a doubled point is never extended, so a longer written length is cut to the
   drawn path (`length_px` is the length osu! plays, the line keeps what was written);
 - timing points at one time: an inherited (green) point's slider velocity overrides the red point's;
-- a slider whose curve has no control points is read as lazer reads it: a path of just the head, length 0,
-  so it ends when it starts (a real ranked map, a test fixture, has "B,2560,-1").
+- a slider whose curve has no control points and no length is read as lazer reads it: a path of just the
+  head, length 0, so it ends when it starts (a real ranked map, a test fixture, has "B,2560,-1"); one that
+  claims a positive length has lost its points and is refused.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ MAX_SLIDES = 9000  # lazer refuses more repeats than this
 SV_MIN, SV_MAX = 0.1, 10.0  # osu!stable clamps inherited -100/x slider velocity to this range
 BASE_SLIDER_VELOCITY_PX = 100.0  # px per beat at SliderMultiplier 1 and SV 1
 MODE_NAMES = {1: "osu!taiko", 2: "osu!catch", 3: "osu!mania"}
+REPLAY_STRING_MARKER = 0x0B  # .osr strings start with this byte (the beatmap MD5 is the first)
 
 TYPE_CIRCLE, TYPE_SLIDER, TYPE_NEW_COMBO, TYPE_SPINNER, TYPE_HOLD = 1, 2, 4, 8, 128
 COMBO_SKIP_SHIFT, COMBO_SKIP_MASK = 4, 0b111
@@ -315,6 +317,8 @@ def _decode_text(data: bytes, path: str | None) -> tuple[str, str]:
         except UnicodeDecodeError:
             raise BadInputError(path, "not an .osu file (broken UTF-16 text)") from None
     if b"\x00" in data:
+        if _looks_like_replay(data):
+            raise BadInputError(path, "is an .osr replay, not an .osu beatmap")
         raise BadInputError(path, "not an .osu file (binary data)")
     encoding = "utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8"
     try:
@@ -322,6 +326,11 @@ def _decode_text(data: bytes, path: str | None) -> tuple[str, str]:
     except UnicodeDecodeError:
         # osu!stable reads with the system code page when UTF-8 fails; latin-1 keeps every byte
         return data.decode("latin-1"), "latin-1"
+
+
+def _looks_like_replay(data: bytes) -> bool:
+    """An .osr starts with a game mode byte (0-3), a 4-byte game version and a string marker (0x0b)."""
+    return len(data) > 5 and data[0] <= 3 and data[5] == REPLAY_STRING_MARKER
 
 
 def _split_sections(lines: list[str], path: str | None) -> tuple[int, dict[str, list[str]], dict[str, list[int]]]:
@@ -420,7 +429,9 @@ def _number(text: str, what: str, line: str, path: str | None, limit: float = MA
         value = float(text)
     except ValueError:
         raise BadInputError(path, f"hit object {what} {text!r} is not a number in {line[:60]!r}") from None
-    if not math.isfinite(value) or abs(value) > limit:
+    if not math.isfinite(value):
+        raise BadInputError(path, f"hit object {what} {text!r} is not a finite number in {line[:60]!r}")
+    if abs(value) > limit:
         raise BadInputError(path, f"hit object {what} {text!r} is out of range in {line[:60]!r}")
     return value
 
@@ -502,6 +513,10 @@ def _parse_slider(fields: list[str], line: str, index: int, path: str | None, co
     if len(fields) > 7 and fields[7].strip():
         length_px = _number(fields[7], "slider length", line, path, limit=1e7)
     given = length_px > 0
+    if given and not points:
+        # "B,2560,-1" (no points, no length) is a zero-length slider osu! plays; a length with no path to lay
+        # it along is a slider whose points were lost.
+        raise BadInputError(path, f"slider without control points but {length_px:g} px long in {line[:60]!r}")
     return HitObject(
         kind="slider",
         curve_type=segment_types[0][1],
