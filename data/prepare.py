@@ -153,7 +153,7 @@ def process_source(source: MapSource, cache_dir: str, codec: str) -> dict:
         datapoints = encode(beatmap)
         stars = star_rating(raw, path=source.key)
     except BadInputError as err:
-        return dict(outcome, skip_reason=reason_of(err.problem))
+        return dict(outcome, skip_reason=reason_of(err.problem), problem=err.problem)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as err:  # a codec bug (or a Rust panic in rosu-pp) costs one map, not the build
@@ -301,7 +301,7 @@ def prepare(
     created = not output.exists()
     (output / ARRAYS_DIR).mkdir(parents=True, exist_ok=True)
     try:
-        return _build(sources, walk_problems, output, workers, progress)
+        return _build(sources, walk_problems, output, workers, progress, ", ".join(map(str, inputs)))
     except BaseException:
         if created:  # a refused or killed first build leaves nothing behind
             shutil.rmtree(output, ignore_errors=True)
@@ -309,7 +309,12 @@ def prepare(
 
 
 def _build(
-    sources: list[MapSource], walk_problems: list[tuple[str, str]], output: Path, workers: int | None, progress: bool
+    sources: list[MapSource],
+    walk_problems: list[tuple[str, str]],
+    output: Path,
+    workers: int | None,
+    progress: bool,
+    inputs_text: str,
 ) -> dict:
     codec = codec_fingerprint()
     old_rows, old_sources = _previous_state(output, codec)
@@ -348,7 +353,12 @@ def _build(
 
     rows = [rows_by_md5[md5] for md5 in sorted(rows_by_md5)]
     if not rows:
-        raise BadInputError(str(output), f"no usable map among the inputs ({_reasons_text(skipped)})")
+        refused = list(walk_problems) + [
+            (s.key, outcomes[s.key].get("problem") or outcomes[s.key]["skip_reason"]) for s in sources
+        ]
+        if len(refused) == 1:  # a single bad file: its own name and problem
+            raise BadInputError(*refused[0])
+        raise BadInputError(inputs_text, f"no usable map among the inputs ({_reasons_text(skipped)})")
     styles = _fill_classes_and_splits(rows)
     source_records = [{c: outcomes[s.key].get(c, "") for c in SOURCE_COLUMNS} | {"set_key": s.set_key} for s in sources]
     write_text_atomic(output / SOURCES_FILE, _csv_text(source_records, SOURCE_COLUMNS))

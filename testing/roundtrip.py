@@ -220,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"{root}: no such file or folder", file=sys.stderr)
         return 2
+    if not paths:
+        print(f"{root}: no .osu files found", file=sys.stderr)
+        return 2
     jobs = [(p, root if root.is_dir() else p, args.output, args.jitter_px, args.seed) for p in paths]
     if len(jobs) == 1:
         result = roundtrip_map(*jobs[0]) if args.debug else _job(jobs[0])
@@ -245,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"refused: {len(results) - len(readable)}")
     for reason, count in reasons.most_common():
         print(f"  {count:4d}  {reason}")
+    if not readable:  # a batch tool fails only when nothing was usable
+        print(f"{root}: none of the {len(results)} maps could be read", file=sys.stderr)
+        return 2
     return 0 if all(r.status != "diff" for r in results) else 1
 
 
