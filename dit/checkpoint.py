@@ -160,13 +160,21 @@ def save_checkpoint(
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Read a checkpoint with weights_only=True; any unreadable file is a BadInputError, never a pickle error."""
     path = Path(path)
+    if path.is_dir():
+        raise BadInputError(path, "is a folder, not a checkpoint file")
     if not path.is_file():
         raise BadInputError(path, "no such checkpoint file")
+    if path.stat().st_size == 0:
+        raise BadInputError(path, "empty file, not a checkpoint")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise BadInputError(path, f"not a checkpoint, or truncated/corrupt ({first_line})") from err
+    except pickle.UnpicklingError as err:
+        # torch's text here advises weights_only=False, which would run code from the file: never say that.
+        if not zipfile.is_zipfile(path):
+            raise BadInputError(path, "not a checkpoint (not a torch archive)") from err
+        raise BadInputError(path, "not a checkpoint (holds objects that are not plain types and tensors)") from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+        raise BadInputError(path, f"not a checkpoint, or truncated/corrupt ({_first_sentence(err)})") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise BadInputError(path, f"not an {FORMAT} file")
     if ckpt.get("format_version") != FORMAT_VERSION:
@@ -177,6 +185,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if missing:
         raise BadInputError(path, f"checkpoint lacks {', '.join(missing)}")
     return ckpt
+
+
+def _first_sentence(err: BaseException) -> str:
+    """torch's first sentence of an error (its zip errors go on for a paragraph)."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text.split(". ")[0].rstrip(".")
 
 
 def build_model_from_checkpoint(ckpt: dict, *, use_ema: bool = True) -> nn.Module:
