@@ -20,3 +20,13 @@ def test_failed_write_keeps_old_file(tmp_path):
             raise RuntimeError("killed")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.osu"]
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    import os
+
+    target = tmp_path / "out.osu"
+    write_bytes_atomic(target, b"x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
