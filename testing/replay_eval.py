@@ -386,12 +386,23 @@ def write_auto_replay(osu_path: Path, out_path: Path, mods: int = 0) -> Path:
 
 
 def band_summary(table: pd.DataFrame) -> dict:
-    """Per group: replays, share in the band, and the 10th/50th/90th percentiles of each banded figure."""
+    """Per group: replays, share in the band (and per figure), and the 10th/50th/90th percentiles of each figure.
+
+    Figures are taken over replays of maps with BAND_MIN_OBJECTS+ objects, or over all of a group's paired
+    replays when it has none there (figures_over says which).
+    """
     out = {}
     for group, part in table.groupby("group", sort=False):
         judged = part[part["objects"] >= BAND_MIN_OBJECTS]
-        entry = {"replays": int(len(part)), "judged_on_maps_100_plus": int(len(judged))}
+        over = f"maps of {BAND_MIN_OBJECTS}+ objects"
+        if not len(judged):
+            judged, over = part[part["objects"] > 0], "all paired replays (none on long maps)"
+        entry = {"replays": int(len(part)), "judged": int(len(judged)), "figures_over": over}
         entry["in_band_share"] = float(judged["in_band"].mean()) if len(judged) else None
+        entry["in_band_share_by_figure"] = {
+            key: float(judged[key].astype(float).between(low, high).mean()) if len(judged) else None
+            for key, (low, high) in BAND.items()
+        }
         for key in [*BAND, "judge_accuracy", "hold_median_ms", "speed_median_px_per_ms", "speed_p95_px_per_ms"]:
             values = judged[key].astype(float).dropna()
             entry[key] = (
@@ -535,9 +546,12 @@ def report(summary: dict) -> str:
             return "n/a" if not value else f"{value['p50']:.3g} [{value['p10']:.3g}, {value['p90']:.3g}]"
 
         share = entry["in_band_share"]
+        figures = entry["in_band_share_by_figure"]
+        by_figure = ", ".join(f"{k} {v:.0%}" for k, v in figures.items() if v is not None) or "no figures"
         lines.append(
-            f"{group}: {entry['replays']} replays ({entry['judged_on_maps_100_plus']} on maps of 100+ objects), "
-            f"in band {'n/a' if share is None else f'{share:.0%}'}; median [p10, p90]: accuracy {median('accuracy')}, "
+            f"{group}: {entry['replays']} replays ({entry['judged']} judged over {entry['figures_over']}), "
+            f"in band {'n/a' if share is None else f'{share:.0%}'} ({by_figure}); "
+            f"median [p10, p90]: accuracy {median('accuracy')}, "
             f"UR {median('unstable_rate')}, snaps {median('snaps')}, frame time {median('frame_time_ms')} ms, "
             f"presses/object {median('presses_per_object')}, speed {median('speed_median_px_per_ms')} px/ms"
         )
