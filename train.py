@@ -22,7 +22,7 @@ from pathlib import Path
 from data.errors import BadInputError
 
 TASKS = ("position", "replay")
-DEFAULT_SEQ_LEN = {"position": 128, "replay": 256}
+DEFAULT_SEQ_LEN = {"position": 128, "replay": 512}
 MODEL_NAMES = {"position": "PositionDiT", "replay": "ReplayDiT"}
 
 

@@ -38,7 +38,7 @@ class ReplayDiTConfig(DiTConfig):
     in_channels: int = 4  # cursor dx, dy, key 1, key 2
     num_features: int = 32  # per-tick map features (data.replay_windows.NUM_MODEL_FEATURES)
     patch_ticks: int = 4  # ticks per token
-    attn_window: int = 16  # tokens each side: 16 x 4 ticks ~ 1 s at 60 Hz
+    attn_window: int = 8  # tokens each side: 8 x 4 ticks ~ 0.5 s at 60 Hz (6 blocks see ~3 s each way)
 
 
 def replay_config(preset: str, **overrides) -> ReplayDiTConfig:

@@ -13,6 +13,7 @@ from data.replay_windows import (
     MODEL_FEATURE_NAMES,
     NUM_MODEL_FEATURES,
     ReplayWindowDataset,
+    clean_keys,
     decode_targets,
     encode_targets,
     reference_path,
@@ -64,7 +65,10 @@ def test_targets_round_trip_to_cursor_and_keys(replay_cache):
     assert unclipped.mean() > 0.9
     assert np.allclose(x[unclipped], array["x"][unclipped], atol=1e-3)
     assert np.allclose(y[unclipped], array["y"][unclipped], atol=1e-3)
-    assert np.array_equal(k1, array["k1"] > 0) and np.array_equal(k2, array["k2"] > 0)
+    # Keys come back as recorded, less one-tick holds and gaps (decoding treats those as sampler noise).
+    for decoded, recorded in ((k1, array["k1"] > 0), (k2, array["k2"] > 0)):
+        assert np.array_equal(decoded, clean_keys(recorded))
+        assert np.mean(decoded != recorded) < 0.01
 
 
 def test_windows_are_deterministic_and_mirror_cursor_and_map_together(replay_cache):
