@@ -400,9 +400,17 @@ def main(args: argparse.Namespace) -> None:
     accelerator.end_training()
 
 
+def check_results_dir(path: Path) -> None:
+    """Refuse a results folder that is a file (or lies under one) before any work is done."""
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise BadInputError(existing, "is a file, not a folder for results")
+
+
 def cli(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        check_results_dir(args.results_dir)
         main(args)
     except BadInputError as err:
         if args.debug:
