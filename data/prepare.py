@@ -295,6 +295,9 @@ def prepare(
 ) -> dict:
     """Build or update the cache in `output` from `inputs`; return a summary dict."""
     output = Path(output)
+    existing = next(p for p in (output, *output.parents) if p.exists())
+    if not existing.is_dir():
+        raise BadInputError(existing, "is a file, not a folder for the cache")
     sources, walk_problems = find_maps(inputs, exclude=output)
     if not sources and not walk_problems:
         raise BadInputError(", ".join(map(str, inputs)), "no .osu or .osz files found")
@@ -464,6 +467,16 @@ def _maps_by_md5(output: Path) -> dict[str, str]:
     return maps
 
 
+def _check_replay_inputs(replay_dirs: list[str]) -> None:
+    """Refuse a missing or flagged replay folder before the maps are built, so a refusal leaves nothing."""
+    import importlib.util
+
+    if importlib.util.find_spec("data.replay_dataset") is not None:
+        from data.replay_dataset import find_replays
+
+        find_replays(replay_dirs)
+
+
 def _prepare_replays(replay_dirs: list[str], output: Path) -> None:
     if importlib.util.find_spec("data.replay_dataset") is None:
         print("prepare: --replays needs data/replay_dataset.py, which this checkout lacks", file=sys.stderr)
@@ -493,6 +506,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        if args.replays:
+            _check_replay_inputs(args.replays)
         summary = prepare(args.input, args.output, args.workers, progress=not args.no_progress)
         print(summary_line(summary), file=sys.stderr)
         if args.replays:

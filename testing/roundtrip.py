@@ -223,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         print(f"{root}: no .osu files found", file=sys.stderr)
         return 2
+    if args.output.exists() and not args.output.is_dir():
+        print(f"{args.output}: is a file, not an output folder", file=sys.stderr)
+        return 2
     jobs = [(p, root if root.is_dir() else p, args.output, args.jitter_px, args.seed) for p in paths]
     if len(jobs) == 1:
         result = roundtrip_map(*jobs[0]) if args.debug else _job(jobs[0])
