@@ -359,3 +359,39 @@ def test_output_that_is_a_folder_is_refused(checkpoint, tmp_path):
     beatmap = FIXTURES / "songs" / bad_inputs.BASE_MAP
     args = ["sample.py", "--beatmap", str(beatmap), "--ckpt", str(checkpoint), "--output", str(folder), *SAMPLE_FAST]
     check_refused(args, folder, folder, in_process=True)
+
+
+def test_output_folder_that_is_a_file_is_refused(tmp_path):
+    """A file where an output folder belongs: the cache, the round-trip output, the results folder."""
+    taken = tmp_path / "taken"
+    taken.write_bytes(b"")
+    songs = FIXTURES / "songs"
+    cases = [
+        (["-m", "data.prepare", "--input", str(songs), "--output", str(taken), "--no-progress"], False),
+        (["testing/roundtrip.py", "--input", str(songs), "--output", str(taken)], False),
+        (["train.py", *TINY_TRAIN, "--data-path", str(songs), "--results-dir", str(taken), "--max-steps", "1"], True),
+    ]
+    for args, in_process in cases:
+        check_refused(args, taken, tmp_path / "nothing", in_process=in_process)
+        assert taken.read_bytes() == b""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_missing_replay_folder_is_refused_before_the_maps_are_built(tmp_path):
+    cache = tmp_path / "cache"
+    missing = tmp_path / "no_replays"
+    args = ["-m", "data.prepare", "--input", str(FIXTURES / "songs"), "--output", str(cache), "--replays", str(missing)]
+    check_refused(args, missing, cache, in_process=False)
+    assert not cache.exists()
+
+
+def test_wrong_kind_of_model_or_cache_is_refused(checkpoint, tmp_path):
+    """A position checkpoint where a replay model belongs, a map folder where a replay cache belongs."""
+    beatmap = FIXTURES / "songs" / bad_inputs.BASE_MAP
+    out = tmp_path / "out"
+    out.mkdir()
+    replay_args = ["sample.py", "--beatmap", str(beatmap), "--replay-only", "--replay-ckpt", str(checkpoint)]
+    check_refused([*replay_args, "--output", str(out / "x.osr"), *SAMPLE_FAST], checkpoint, out, in_process=True)
+    songs = FIXTURES / "songs"
+    train_args = ["train.py", *TINY_TRAIN, "--task", "replay", "--data-path", str(songs)]
+    check_refused([*train_args, "--results-dir", str(out / "run"), "--max-steps", "1"], songs, out, in_process=True)
