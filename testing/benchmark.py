@@ -187,6 +187,8 @@ def _time_train(args: argparse.Namespace, cache: Path) -> dict:
         "parameters": sum(p.numel() for p in model.parameters()),
         "train_datapoints_per_s": round(rate, 1),  # real (unpadded) datapoints, as train.py logs them
         "train_tokens_per_s": round(tokens / wall, 1),
+        # On a shared machine wall time mostly measures the other processes; CPU time is this one's own cost.
+        "train_datapoints_per_cpu_s": round(real / cpu, 1) if cpu > 0 else None,
         "step_s": round(wall / args.steps, 4),
         "cpu_s_per_step": round(cpu / args.steps, 4),
         "threads": torch.get_num_threads(),
@@ -208,6 +210,7 @@ def print_train(result: dict) -> None:
     print(
         f"train {result['model']} batch {result['batch_size']} x {result['seq_len']}: "
         f"{result['train_datapoints_per_s']:.0f} datapoints/s ({result['step_s']:.3f} s/step, "
+        f"{result['train_datapoints_per_cpu_s']} per CPU s, "
         f"{result['threads']} threads, load {result['load_average_1min']}); reference osu-diffusion "
         f"{result['reference_train_datapoints_per_s']:.0f} datapoints/s -> {result['speedup_vs_reference']}x"
     )
