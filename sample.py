@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
 from data.errors import BadInputError
 
 ROOT = Path(__file__).resolve().parent
@@ -95,7 +96,7 @@ def generate_positions(
     """New positions in px, [num_variants, N, 2], for a whole map in one pass (attention cost is linear in N)."""
     import torch
 
-    from data.dataset import denormalize_positions, full_map_sample
+    from data.dataset import denormalize_positions, full_map_sample, normalize_positions
     from dit import diffusion
 
     fields = full_map_sample(datapoints, style)
@@ -110,7 +111,10 @@ def generate_positions(
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn(batch["position"].shape, generator=generator)
     prediction = ckpt["extra"].get("prediction", "v")
-    model_fn = diffusion.denoiser(diffusion.guided(model, cfg_scale), prediction=prediction)
+    # Clip every denoised estimate to the playfield: objects must stay where players can reach them.
+    bounds = normalize_positions(np.array([[0, 0], [PLAYFIELD_WIDTH, PLAYFIELD_HEIGHT]], np.float32))
+    clip = (torch.from_numpy(bounds[0]), torch.from_numpy(bounds[1]))
+    model_fn = diffusion.denoiser(diffusion.guided(model, cfg_scale), prediction=prediction, clip=clip)
     with torch.inference_mode():
         x0 = diffusion.SAMPLERS[sampler](
             model_fn, noise, steps, extra_args=extra, disable=not progress, generator=generator

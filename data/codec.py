@@ -33,7 +33,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -46,6 +46,7 @@ ROLE_END = -2  # spinner end or slider end; 0.. is the index of a slider's ancho
 
 # anchors may sit outside the playfield (osu!'s editor allows it); keep them within a playfield of margin
 ANCHOR_MARGIN_PX = 256
+ARC_TOLERANCE_PX = 1.0  # a perfect-circle arc may pass this far outside the playfield before it becomes bezier
 SAME_POINT_PX = 0.5  # a generated end this close to the source's keeps the source's length text
 LENGTH_DECIMALS = 4
 # before v8, osu! spaces slider ticks by pixels whatever the SV (lazer: TickDistanceMultiplier = 1 / SV)
@@ -288,6 +289,8 @@ def _decode_slider(
             new_points[i] = p
         previous = p
     moved = head != (h.x, h.y) or new_points != h.control_points
+    if moved:
+        h = _bezier_if_arc_leaves_playfield(h, np.array([head, *new_points], np.float64))
 
     target = np.asarray(roles[ROLE_END], np.float64)
     if ratio is not None:
@@ -300,6 +303,8 @@ def _decode_slider(
         or h.time_ms < beatmap.timing_point_at(h.time_ms).time_ms  # before the first red line: no BPM to scale
     ):
         length_px = h.length_px
+        if moved:
+            new_points = _scale_to_length(h, head, new_points, length_px)
     else:
         polyline = full_path(segments_of(h, np.array([head, *new_points], np.float64)))
         length_px = nearest_length(polyline, target, extend=not ends_on_repeated_point(h))
@@ -327,6 +332,42 @@ def _decode_slider(
         fields.append("1" if len(fields) == 6 else "")
     fields[7] = _length_text(length_px)
     return None if keep_length else float(fields[7])
+
+
+def _scale_to_length(
+    h: HitObject, head: tuple[float, float], points: list[tuple[float, float]], length_px: float
+) -> list[tuple[float, float]]:
+    """New anchors scaled about the head so a slider whose length must stay ends on its own last anchor.
+
+    Otherwise osu! extends the path straight past the last anchor by the missing length, off the generated
+    shape and often off the playfield. A similarity transform scales every curve type's length alike.
+    """
+    origin = np.asarray(head, np.float64)
+    anchors = np.asarray(points, np.float64)
+    natural_px = path_length(full_path(segments_of(h, np.vstack([origin, anchors]))))
+    if natural_px <= 0:
+        return points
+    scaled = origin + (anchors - origin) * (length_px / natural_px)
+    scaled = np.clip(np.round(scaled), 0, [PLAYFIELD_WIDTH, PLAYFIELD_HEIGHT])
+    return [(float(x), float(y)) for x, y in scaled]
+
+
+def _bezier_if_arc_leaves_playfield(h: HitObject, points: np.ndarray) -> HitObject:
+    """`h` with its perfect-circle segments written as bezier when their arc through new points leaves the field.
+
+    Three nearly collinear points give a circle of huge radius whose arc can swing hundreds of px off the
+    playfield; a bezier through the same points stays inside their convex hull (osu! itself draws degenerate
+    arcs as bezier), and the slider keeps its timing because the length is measured on the path written.
+    """
+    types = h.segment_types or [(0, h.curve_type or "B")]
+    if all(letter != "P" for _, letter in types):
+        return h
+    path = full_path(segments_of(h, points))
+    low, high = -ARC_TOLERANCE_PX, np.array([PLAYFIELD_WIDTH, PLAYFIELD_HEIGHT]) + ARC_TOLERANCE_PX
+    if np.all((path >= low) & (path <= high)):
+        return h
+    bezier_types = [(i, "B" if letter == "P" else letter) for i, letter in types]
+    return replace(h, curve_type="B" if h.curve_type == "P" else h.curve_type, segment_types=bezier_types)
 
 
 def _tickless(beatmap: Beatmap, time_ms: float) -> bool:

@@ -170,11 +170,22 @@ def guided(model_fn: ModelFn, cfg_scale: float, *, class_key: str = "style", nul
     return fn
 
 
-def denoiser(model_fn: ModelFn, prediction: Prediction = DEFAULT_PREDICTION, clip: bool = True) -> ModelFn:
-    """Turn a network (eps or v output) into the x0 predictor the samplers call, clipped to [-1, 1]."""
+def denoiser(
+    model_fn: ModelFn,
+    prediction: Prediction = DEFAULT_PREDICTION,
+    clip: bool | tuple[Tensor, Tensor] = True,
+) -> ModelFn:
+    """Turn a network (eps or v output) into the x0 predictor the samplers call.
+
+    `clip`: True clips x0 to [-1, 1]; a (low, high) pair of per-channel bounds clips to the data's own range
+    (the playfield for positions), which keeps every step of the trajectory inside it.
+    """
+    low, high = clip if isinstance(clip, tuple) else (None, None)
 
     def fn(x: Tensor, t: Tensor, **kwargs) -> Tensor:
         x0 = predict_x0(model_fn(x, t, **kwargs), x, t, prediction)
+        if low is not None:
+            return torch.maximum(torch.minimum(x0, high.to(x0)), low.to(x0))
         return x0.clamp(-X0_RANGE, X0_RANGE) if clip else x0
 
     return fn

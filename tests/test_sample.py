@@ -1,0 +1,45 @@
+"""Remapping real fixture maps end to end with a tiny checkpoint: playfield, rhythm, determinism."""
+
+import numpy as np
+import pytest
+
+import sample
+from data.codec import encode
+from data.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
+from data.osu_file import parse_beatmap, read_beatmap
+from tests.tiny_checkpoints import tiny_position_checkpoint
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return sample.load_position_model(tiny_position_checkpoint(tmp_path_factory.mktemp("tiny")))
+
+
+def test_generated_positions_stay_in_the_playfield(tiny, fixture_maps):
+    # An untrained model places points anywhere; the sampler's clip is what must keep them on the field.
+    model, ckpt, _ = tiny
+    beatmap = read_beatmap(next(p for p in fixture_maps if "Aka no Ha" in p.name))
+    positions = sample.generate_positions(model, ckpt, encode(beatmap), 0, steps=3, progress=False)
+    assert positions.shape == (1, len(encode(beatmap)), 2)
+    assert positions[..., 0].min() >= 0 and positions[..., 0].max() <= PLAYFIELD_WIDTH
+    assert positions[..., 1].min() >= 0 and positions[..., 1].max() <= PLAYFIELD_HEIGHT
+    assert positions.std() > 10  # and they were really placed anew, not collapsed to a point
+
+
+def test_remap_keeps_rhythm_and_is_deterministic(tiny, fixture_maps):
+    model, ckpt, _ = tiny
+    source = read_beatmap(next(p for p in fixture_maps if "Red Goose" in p.name))
+    first = sample.remap(source, model, ckpt, 0, steps=3, seed=7, progress=False)[0]
+    again = sample.remap(source, model, ckpt, 0, steps=3, seed=7, progress=False)[0]
+    other = sample.remap(source, model, ckpt, 0, steps=3, seed=8, progress=False)[0]
+    assert first == again and first != other
+    remapped = parse_beatmap(first.encode("utf-8"))
+    assert [h.time_ms for h in remapped.hit_objects] == [h.time_ms for h in source.hit_objects]
+    assert [h.kind for h in remapped.hit_objects] == [h.kind for h in source.hit_objects]
+    for new, old in zip(remapped.hit_objects, source.hit_objects, strict=True):
+        assert new.new_combo == old.new_combo and new.hitsound == old.hitsound and new.slides == old.slides
+        if new.kind == "slider":
+            duration = remapped.slider_duration_ms(new) * new.slides
+            assert abs(duration - source.slider_duration_ms(old) * old.slides) <= 2
+    moved = np.mean([(n.x, n.y) != (o.x, o.y) for n, o in zip(remapped.hit_objects, source.hit_objects, strict=True)])
+    assert moved > 0.9
