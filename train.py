@@ -74,6 +74,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="auto",
         help="autocast dtype; auto is bf16 on a GPU that supports it, otherwise fp32",
     )
+    p.add_argument(
+        "--style-features",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="position task: give each style class a fixed descriptor of its maps' turning and field use",
+    )
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
     p.add_argument("--seed", type=int, default=0, help="seed of data order, augmentation, noise and init")
     p.add_argument("--resume", type=Path, default=None, help="continue from this checkpoint (exact step and state)")
@@ -197,6 +203,7 @@ def main(args: argparse.Namespace) -> None:
 
     from data.dataset import POSITION_CENTER, POSITION_SCALE, WindowDataset, load_cache
     from data.replay_windows import NUM_MODEL_FEATURES
+    from data.style_features import STYLE_FEATURE_DIM, class_feature_table
     from dit import diffusion
     from dit.checkpoint import MODEL_REGISTRY, load_checkpoint, model_config_dict, save_checkpoint
     from dit.models import preset_config
@@ -244,11 +251,16 @@ def main(args: argparse.Namespace) -> None:
         if config.num_classes != num_classes:
             raise BadInputError(args.resume, f"has {config.num_classes} classes, the cache {num_classes}")
     elif args.task == "position":
-        config = preset_config(args.model, num_classes=num_classes)
+        config = preset_config(
+            args.model, num_classes=num_classes, class_feature_dim=STYLE_FEATURE_DIM if args.style_features else 0
+        )
     else:
         config = replay_config(args.model, num_classes=num_classes, num_features=NUM_MODEL_FEATURES)
     set_seed(args.seed)
     model = model_class(config)
+    if args.task == "position" and config.class_feature_dim and resumed is None:
+        features = class_feature_table(table, arrays, num_classes)
+        model.style_embedder.class_features.copy_(torch.from_numpy(features))
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.99))
     start_step = 0

@@ -21,6 +21,8 @@ TIMESTEP_SCALE = 1000.0  # continuous t in [0, 1] is embedded like DiT's integer
 
 @dataclass
 class DiTConfig:
+    """Shape and regularisation of a DiT (stored in checkpoints as a plain dict)."""
+
     depth: int = 12
     hidden_size: int = 384
     num_heads: int = 6
@@ -29,6 +31,7 @@ class DiTConfig:
     dropout: float = 0.0
     class_dropout_prob: float = 0.1
     num_classes: int = 1  # size of the style table INCLUDING the null class 0
+    class_feature_dim: int = 0  # length of a fixed per-class style descriptor (0: class embedding only)
     in_channels: int = 2
     frequency_embedding_size: int = 256
     time_min_period_ms: float = 10.0
@@ -124,10 +127,17 @@ class ScalarEmbedder(nn.Module):
 class LabelEmbedder(nn.Module):
     """Class ids [B] -> [B, H]; during training drops labels to NULL_CLASS for classifier-free guidance."""
 
-    def __init__(self, num_classes: int, hidden_size: int, dropout_prob: float):
+    def __init__(self, num_classes: int, hidden_size: int, dropout_prob: float, feature_dim: int = 0):
         super().__init__()
         self.embedding_table = nn.Embedding(num_classes, hidden_size)
         self.dropout_prob = dropout_prob
+        if feature_dim:
+            # A fixed descriptor per class (set by the trainer, saved in the state dict) through an MLP: every
+            # map teaches the MLP, while a class's own embedding row is updated only by its own few windows.
+            self.register_buffer("class_features", torch.zeros(num_classes, feature_dim))
+            self.feature_mlp = nn.Sequential(
+                nn.Linear(feature_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size)
+            )
 
     def token_drop(self, labels: Tensor, force_drop_ids: Tensor | None = None) -> Tensor:
         """Replace labels by NULL_CLASS at random, or where force_drop_ids == 1."""
@@ -140,7 +150,10 @@ class LabelEmbedder(nn.Module):
     def forward(self, labels: Tensor, train: bool, force_drop_ids: Tensor | None = None) -> Tensor:
         if (train and self.dropout_prob > 0) or force_drop_ids is not None:
             labels = self.token_drop(labels, force_drop_ids)
-        return self.embedding_table(labels)
+        embedding = self.embedding_table(labels)
+        if hasattr(self, "class_features"):
+            embedding = embedding + self.feature_mlp(self.class_features[labels])
+        return embedding
 
 
 #################################################################################
@@ -263,7 +276,9 @@ class PositionDiT(nn.Module):
         self.gap_embedder = ScalarEmbedder(h, config.time_min_period_ms, config.time_max_period_ms, f)
         self.distance_embedder = ScalarEmbedder(h, DISTANCE_MIN_PERIOD, DISTANCE_MAX_PERIOD, f)
         self.kind_embedder = nn.Embedding(NUM_DATAPOINT_TYPES, h)
-        self.style_embedder = LabelEmbedder(config.num_classes, h, config.class_dropout_prob)
+        self.style_embedder = LabelEmbedder(
+            config.num_classes, h, config.class_dropout_prob, feature_dim=config.class_feature_dim
+        )
         self.backbone = DiTBackbone(config)
         self.final_layer = FinalLayer(h, config.in_channels)
         initialize_dit_weights(self)

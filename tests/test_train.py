@@ -120,3 +120,12 @@ def test_bad_data_path_is_one_line_and_exit_2(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "missing" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+def test_style_classes_carry_their_maps_descriptors(cache, tmp_path):
+    run([*TINY, "--data-path", str(cache), "--results-dir", str(tmp_path), "--max-steps", "1"])
+    ckpt = load_checkpoint(tmp_path / "checkpoints" / "step_0000001.pt")
+    features = ckpt["ema_state"]["style_embedder.class_features"]
+    assert features.shape[0] == ckpt["config"]["model_config"]["num_classes"]
+    assert not features[0].any()  # the null class says nothing
+    assert (features[1:].abs().sum(dim=1) > 0).float().mean() > 0.5

@@ -1,0 +1,86 @@
+"""A fixed-length descriptor of a map's style: the geometry its rhythm and spacing do not already decide.
+
+The position model is given every datapoint's time, type and distance to the previous one, so what is left
+for a style to say is where the cursor turns: the turning-angle distribution at jumps and in streams, whether
+turns keep one rotation (circular flow) or alternate (zig-zag), and how much of the playfield the map uses.
+A learned class embedding alone sees a handful of sparse updates per class in a CPU-sized training run; this
+descriptor gives every map's class a dense, informative starting point that also exists for unseen maps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from data.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, SLIDER_END_TYPES, Datapoints, DatapointType
+
+JUMP_PX = 40.0  # legs longer than this are jumps (as in testing/evaluate.py's turning-angle check)
+MIN_LEG_PX = 2.0  # shorter legs (stacks) have no direction
+JUMP_ANGLE_BINS = 8
+STREAM_ANGLE_BINS = 4
+STYLE_FEATURE_DIM = JUMP_ANGLE_BINS + STREAM_ANGLE_BINS + 1 + 3
+
+_HIT_KINDS = np.array(
+    sorted(
+        {
+            DatapointType.CIRCLE,
+            DatapointType.CIRCLE_NEW_COMBO,
+            DatapointType.SLIDER_HEAD,
+            DatapointType.SLIDER_HEAD_NEW_COMBO,
+            *SLIDER_END_TYPES,
+        }
+    ),
+    np.int8,
+)
+
+
+def _histogram(angles: np.ndarray, bins: int) -> np.ndarray:
+    if len(angles) == 0:
+        return np.zeros(bins, np.float32)
+    counts, _ = np.histogram(angles, bins=bins, range=(0.0, np.pi))
+    return (counts / len(angles)).astype(np.float32)
+
+
+def style_features(datapoints: Datapoints) -> np.ndarray:
+    """float32 [STYLE_FEATURE_DIM] descriptor of a map (zeros where it has too few objects to say)."""
+    points = datapoints.position[np.isin(datapoints.kind, _HIT_KINDS)].astype(np.float64)
+    features = np.zeros(STYLE_FEATURE_DIM, np.float32)
+    if len(points) < 3:
+        return features
+    legs = np.diff(points, axis=0)
+    lengths = np.linalg.norm(legs, axis=1)
+    a, b, la, lb = legs[:-1], legs[1:], lengths[:-1], lengths[1:]
+    valid = (la > MIN_LEG_PX) & (lb > MIN_LEG_PX)
+    cos = np.einsum("ij,ij->i", a, b) / np.maximum(la * lb, 1e-9)
+    angles = np.arccos(np.clip(cos, -1.0, 1.0))  # 0 = straight on, pi = straight back
+    cross = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    jumps = valid & (la > JUMP_PX) & (lb > JUMP_PX)
+    streams = valid & (la <= JUMP_PX) & (lb <= JUMP_PX)
+    i = 0
+    features[i : i + JUMP_ANGLE_BINS] = _histogram(angles[jumps], JUMP_ANGLE_BINS)
+    i += JUMP_ANGLE_BINS
+    features[i : i + STREAM_ANGLE_BINS] = _histogram(angles[streams], STREAM_ANGLE_BINS)
+    i += STREAM_ANGLE_BINS
+    signs = np.sign(cross[jumps])
+    features[i] = float(np.mean(signs[1:] == signs[:-1])) if len(signs) > 1 else 0.0
+    i += 1
+    centre = np.array([PLAYFIELD_WIDTH / 2, PLAYFIELD_HEIGHT / 2])
+    features[i] = points[:, 0].std() / (PLAYFIELD_WIDTH / 2)
+    features[i + 1] = points[:, 1].std() / (PLAYFIELD_HEIGHT / 2)
+    features[i + 2] = np.linalg.norm(points - centre, axis=1).mean() / (PLAYFIELD_WIDTH / 2)
+    return features
+
+
+def class_feature_table(table, arrays, num_classes: int) -> np.ndarray:
+    """[num_classes, STYLE_FEATURE_DIM]: each beatmap class its map's descriptor, each mapper class the mean
+    of its maps' descriptors, the null class zeros. `table` is the cache's map table (style_class, mapper_class)."""
+    sums = np.zeros((num_classes, STYLE_FEATURE_DIM), np.float64)
+    counts = np.zeros(num_classes, np.int64)
+    for md5, beatmap_class, mapper_class in zip(
+        table["md5"], table["style_class"].astype(int), table["mapper_class"].astype(int), strict=True
+    ):
+        features = style_features(arrays[md5])
+        for c in (beatmap_class, mapper_class):
+            if 0 < c < num_classes:
+                sums[c] += features
+                counts[c] += 1
+    return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
