@@ -166,12 +166,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise BadInputError(path, "no such checkpoint file")
     if path.stat().st_size == 0:
         raise BadInputError(path, "empty file, not a checkpoint")
+    _check_archive(path)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         # torch's text here advises weights_only=False, which would run code from the file: never say that.
-        if not zipfile.is_zipfile(path):
-            raise BadInputError(path, "not a checkpoint (not a torch archive)") from err
         raise BadInputError(path, "not a checkpoint (holds objects that are not plain types and tensors)") from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
         raise BadInputError(path, f"not a checkpoint, or truncated/corrupt ({_first_sentence(err)})") from err
@@ -185,6 +184,28 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if missing:
         raise BadInputError(path, f"checkpoint lacks {', '.join(missing)}")
     return ckpt
+
+
+def _check_archive(path: Path) -> None:
+    """Check every member's CRC: torch reads a checkpoint with damaged tensor bytes without a word."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except zipfile.BadZipFile:
+        if _looks_truncated_archive(path):
+            raise BadInputError(path, "truncated or corrupt checkpoint (its archive has no end record)") from None
+        raise BadInputError(path, "not a checkpoint (not a torch archive)") from None
+    except Exception as err:  # zlib/struct/EOF errors from a damaged member header
+        raise BadInputError(path, f"corrupt checkpoint ({type(err).__name__})") from None
+    if damaged is not None:
+        member = damaged.split("/", 1)[-1]  # torch roots members in a folder named after the file it wrote
+        raise BadInputError(path, f"corrupt checkpoint ({member} fails its checksum)")
+
+
+def _looks_truncated_archive(path: Path) -> bool:
+    """A zip that starts like one but lost its end (what a cut-short copy or write leaves)."""
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
 
 
 def _first_sentence(err: BaseException) -> str:

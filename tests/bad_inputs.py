@@ -313,15 +313,21 @@ BAD_REPLAYS: dict[str, Builder] = {f.__name__: f for f in (truncated_replay, cor
 def bad_checkpoints(checkpoint: Path, fixtures: Path, dest: Path) -> dict[str, Path]:
     """Broken copies of a real checkpoint, plus other files where a checkpoint is expected."""
     data = checkpoint.read_bytes()
-    flipped = bytearray(data)
-    middle = len(data) // 2
-    flipped[middle : middle + 256] = bytes(b ^ 0xFF for b in flipped[middle : middle + 256])
+
+    def flipped(at: int) -> bytes:
+        """256 bytes inverted from `at`: at the start they hit the pickled layout, in the middle tensor bytes."""
+        out = bytearray(data)
+        out[at : at + 256] = bytes(b ^ 0xFF for b in out[at : at + 256])
+        return bytes(out)
+
     folder = dest / "folder.pt"
     folder.mkdir(parents=True, exist_ok=True)
     return {
         "truncated": _write(dest, "truncated.pt", data[: len(data) // 2]),
         "header_only": _write(dest, "header_only.pt", data[:100]),
-        "corrupt": _write(dest, "corrupt.pt", bytes(flipped)),
+        "corrupt": _write(dest, "corrupt.pt", flipped(len(data) // 2)),
+        "corrupt_start": _write(dest, "corrupt_start.pt", flipped(64)),
+        "corrupt_end": _write(dest, "corrupt_end.pt", flipped(len(data) - 300)),
         "empty": _write(dest, "empty.pt", b""),
         "beatmap": _write(dest, "beatmap.pt", (fixtures / "songs" / BASE_MAP).read_bytes()),
         "missing": dest / "missing.pt",
