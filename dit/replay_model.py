@@ -25,7 +25,6 @@ from dit.models import (
     TimestepEmbedder,
     initialize_dit_weights,
     preset_config,
-    relative_time_ms,
 )
 
 MODEL_NAME = "ReplayDiT"
@@ -87,7 +86,9 @@ class ReplayDiT(nn.Module):
             time_ms, mask = F.pad(time_ms, (0, pad)), F.pad(mask, (0, pad), value=False)
         tokens_len = (length + pad) // p
         token_mask = mask.view(batch, tokens_len, p).any(dim=2)  # [B, N]
-        token_time = relative_time_ms(time_ms.float(), mask)[:, ::p]  # first tick of each token
+        # Times as given, not relative to the window: the dataset shifts each window's start over minutes, so
+        # every phase of the embedding is seen in training and a whole map (minutes long) is in distribution.
+        token_time = time_ms.float()[:, ::p]  # first tick of each token
         tokens = (
             self.x_embedder(x.reshape(batch, tokens_len, p * channels))
             + self.feature_embedder(features.reshape(batch, tokens_len, -1))
