@@ -246,6 +246,28 @@ def _read(path: Path, skipped: list[str]):
         return None
 
 
+def _refuse_if_nothing_to_judge(inputs: list[Path], paths: list[Path]) -> None:
+    """No maps, or a single bad one: one line and exit 2 before anything is written, like every entry point."""
+    from data.inputs import read_beatmap_input
+
+    if not paths:
+        raise BadInputError(", ".join(map(str, inputs)), "no .osu files found")
+    if len(paths) == 1:
+        read_beatmap_input(paths[0])  # raises BadInputError for a bad map
+    elif not any(_readable(p) for p in paths):
+        raise BadInputError(", ".join(map(str, inputs)), f"none of the {len(paths)} maps could be read")
+
+
+def _readable(path: Path) -> bool:
+    from data.inputs import read_beatmap_input
+
+    try:
+        read_beatmap_input(path)
+    except BadInputError:
+        return False
+    return True
+
+
 def _crashed(path: Path, err: Exception, failures: list[str]) -> None:
     line = f"{path}: {type(err).__name__}: {err}"
     failures.append(line)
@@ -258,6 +280,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     style = remapper.style(args.style_id, args.mapper)
     label = remapper.sample.style_label(remapper.styles, style)
     paths = collect_inputs(args.input)[: args.limit]
+    _refuse_if_nothing_to_judge(args.input, paths)
     rows, turns, skipped, failures = [], [], [], []
     for path in paths:
         beatmap = _read(path, skipped)
