@@ -580,10 +580,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def check_inputs(args: argparse.Namespace) -> None:
+    """A missing path, a single bad replay, or no readable replay at all is refused before anything is written."""
+    from data.replay import read_replay
+
+    groups = [*args.human, *args.flagged, *args.generated]
+    for path in [*groups, *args.songs]:
+        if not path.exists():
+            raise BadInputError(path, "no such file or folder")
+    replays = [p for item in groups for p in (sorted(item.rglob("*.osr")) if item.is_dir() else [item])]
+    if not replays:
+        raise BadInputError(", ".join(map(str, groups)), "no .osr replays found")
+    if len(replays) == 1:
+        read_replay(replays[0])  # raises BadInputError naming the file and its problem
+    elif not any(_readable_replay(p) for p in replays):
+        raise BadInputError(", ".join(map(str, groups)), f"none of the {len(replays)} replays could be read")
+
+
+def _readable_replay(path: Path) -> bool:
+    from data.replay import read_replay
+
+    try:
+        read_replay(path)
+    except BadInputError:
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not (args.human or args.flagged or args.generated):
         print("error: give --human, --flagged or --generated replays", file=sys.stderr)
+        return 2
+    try:
+        check_inputs(args)
+    except BadInputError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     run(args)
     return 0
