@@ -395,3 +395,49 @@ def test_wrong_kind_of_model_or_cache_is_refused(checkpoint, tmp_path):
     songs = FIXTURES / "songs"
     train_args = ["train.py", *TINY_TRAIN, "--task", "replay", "--data-path", str(songs)]
     check_refused([*train_args, "--results-dir", str(out / "run"), "--max-steps", "1"], songs, out, in_process=True)
+
+
+# ---------------------------------------------------------------- bad replays where a replay is expected
+
+HAS_REPLAY_EVAL = (ROOT / "testing" / "replay_eval.py").is_file()
+
+
+@pytest.mark.skipif(not HAS_REPLAY_EVAL, reason="testing/replay_eval.py not in this checkout")
+def test_bad_replays_are_refused_by_replay_eval(tmp_path):
+    built = {name: build(FIXTURES, tmp_path / "replays") for name, build in bad_inputs.BAD_REPLAYS.items()}
+    built["missing"] = tmp_path / "replays" / "missing.osr"
+    empty_folder = tmp_path / "no_replays"
+    empty_folder.mkdir()
+    built["folder without replays"] = empty_folder
+    failures = []
+    for name, path in built.items():
+        out = tmp_path / "out" / name
+        args = [
+            "testing/replay_eval.py",
+            "--human",
+            str(path),
+            "--songs",
+            str(FIXTURES / "songs"),
+            "--output",
+            str(out),
+        ]
+        try:
+            assert_refused(run(args), path, out)
+        except AssertionError as err:
+            failures.append(f"replay_eval x {name}: {err}")
+    assert not failures, "\n\n".join(failures)
+
+
+@pytest.mark.skipif(not HAS_REPLAY_EVAL, reason="testing/replay_eval.py not in this checkout")
+def test_replay_eval_skips_bad_replays_among_good_ones(tmp_path):
+    replays = tmp_path / "replays"
+    replays.mkdir()
+    good = sorted((FIXTURES / "replays").glob("*.osr"))[0]
+    (replays / good.name).write_bytes(good.read_bytes())
+    for build in bad_inputs.BAD_REPLAYS.values():
+        build(FIXTURES, replays)
+    out = tmp_path / "out"
+    args = ["testing/replay_eval.py", "--human", str(replays), "--songs", str(FIXTURES / "songs"), "--output", str(out)]
+    proc = run(args)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert (out / "summary.json").is_file()
