@@ -35,7 +35,9 @@ def run_prepare(args: argparse.Namespace) -> dict:
     """Copy up to --maps maps into a temp Songs folder, then time a fresh `python -m data.prepare` on it."""
     source = Path(args.input)
     if not source.is_dir():
-        raise SystemExit(f"{source}: not a folder")
+        from data.errors import BadInputError
+
+        raise BadInputError(source, "not a folder")
     maps = sorted(source.rglob("*.osu"))
     # Spread the pick over the whole corpus (every k-th map), so it is not one artist's sets.
     step = max(1, len(maps) // args.maps) if args.maps else 1
@@ -387,7 +389,13 @@ def main(argv: list[str] | None = None) -> int:
     for add in SUBCOMMANDS.values():
         add(subparsers, [common])
     args = parser.parse_args(argv)
-    result = args.func(args)
+    from data.errors import BadInputError
+
+    try:
+        result = args.func(args)
+    except BadInputError as err:  # a missing input or a cache that is not one: one line, exit 2
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
