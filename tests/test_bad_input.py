@@ -441,3 +441,15 @@ def test_replay_eval_skips_bad_replays_among_good_ones(tmp_path):
     proc = run(args)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert (out / "summary.json").is_file()
+
+
+def test_benchmark_refuses_missing_inputs(bad_files, tmp_path):
+    missing = bad_files["missing_path"]
+    for args in (
+        ["testing/benchmark.py", "prepare", "--input", str(missing)],
+        ["testing/benchmark.py", "sample", "--beatmap", str(missing)],
+        ["testing/benchmark.py", "sample", "--beatmap", str(bad_files["taiko"])],
+    ):
+        proc = run(args)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert len(message_lines(proc.stderr)) == 1, proc.stderr
