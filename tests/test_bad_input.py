@@ -37,7 +37,7 @@ HAS_EVALUATE = (ROOT / "testing" / "evaluate.py").is_file()
 
 
 def run(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 
 
