@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from data.errors import BadInputError
@@ -139,3 +140,36 @@ def test_truncated_checkpoint_write_is_refused_on_resume(cache, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in message, message
     assert len(message.splitlines()) == 1 and str(cut) in message and "truncated" in message, message
     assert not (tmp_path / "resumed" / "checkpoints").exists()
+
+
+def test_sigkill_during_prepare_then_rerun_gives_the_straight_cache(tmp_path):
+    """A cache build killed half-way holds only whole arrays and no table; running again completes it exactly."""
+    from data.prepare import ARRAYS_DIR, STYLES_FILE, TABLE_FILE
+
+    songs = FIXTURES / "songs"
+    straight = tmp_path / "straight"
+    prepare([songs], straight, workers=1, progress=False)
+
+    killed = tmp_path / "killed"
+    args = [sys.executable, "-m", "data.prepare", "--input", str(songs), "--output", str(killed), "--workers", "1"]
+    proc = subprocess.Popen([*args, "--no-progress"], cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    deadline = time.monotonic() + TRY_TIMEOUT_S
+    arrays = killed / ARRAYS_DIR
+    while time.monotonic() < deadline and proc.poll() is None:
+        if arrays.is_dir() and any(p.suffix == ".npy" for p in arrays.iterdir()):
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(POLL_S)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "prepare finished before the kill; the test needs a slower step"
+    assert not (killed / TABLE_FILE).exists()  # the table is the commit point, written last
+    for path in arrays.glob("*.npy"):
+        np.load(path, allow_pickle=False)  # every array with a final name is whole
+
+    done = subprocess.run([*args, "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=TRY_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr
+    for name in (TABLE_FILE, STYLES_FILE):
+        assert (killed / name).read_bytes() == (straight / name).read_bytes(), name
+    assert sorted(p.name for p in (killed / ARRAYS_DIR).iterdir()) == sorted(
+        p.name for p in (straight / ARRAYS_DIR).iterdir()
+    )
