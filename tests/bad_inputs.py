@@ -255,6 +255,16 @@ def unsorted_times(fixtures: Path, dest: Path) -> Path:
     return _write(dest, "unsorted_times.osu", _join(head, objects, newline))
 
 
+def unsorted_timing_points(fixtures: Path, dest: Path) -> Path:
+    """Timing lines in reverse order: osu! sorts them by time too."""
+    text = base_text(fixtures)
+    newline = "\r\n" if "\r\n" in text else "\n"
+    lines = _section_lines(text, "TimingPoints")
+    block = newline.join(lines)
+    assert block in text
+    return _write(dest, "unsorted_timing_points.osu", text.replace(block, newline.join(reversed(lines)), 1))
+
+
 def many_objects(fixtures: Path, dest: Path) -> Path:
     """~20000 objects: the longest fixture's objects repeated later and later in time, under its timing."""
     head, objects, newline = _split(base_text(fixtures, LONG_MAP))
@@ -283,7 +293,17 @@ def osz_with_one_standard_map(fixtures: Path, dest: Path) -> Path:
 
 
 ODD_BEATMAPS: dict[str, Builder] = {
-    f.__name__: f for f in (utf16, crlf, lf, one_object, unsorted_times, many_objects, osz_with_one_standard_map)
+    f.__name__: f
+    for f in (
+        utf16,
+        crlf,
+        lf,
+        one_object,
+        unsorted_times,
+        unsorted_timing_points,
+        many_objects,
+        osz_with_one_standard_map,
+    )
 }
 
 
