@@ -40,6 +40,13 @@ def local_attention_mask(mask: Tensor, window: int, block: int) -> Tensor:
 def local_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, window: int, dropout_p: float = 0.0) -> Tensor:
     """Attention of q, k, v [B, heads, L, d] restricted to |i - j| <= window and real keys; returns [B, heads, L, d]."""
     batch, heads, length, head_dim = q.shape
+    if length <= 3 * window:
+        # Blocks would give each query 3 * window keys, more than the whole sequence: a dense banded mask is
+        # cheaper here (training windows are this short) and the blocks take over for long maps.
+        offset = torch.arange(length, device=q.device)
+        band = (offset[None, :] - offset[:, None]).abs() <= window  # [L, L]
+        allowed = (band[None] & mask[:, None, :]) | torch.eye(length, dtype=torch.bool, device=q.device)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed[:, None], dropout_p=dropout_p)
     # Blocks no longer than the sequence: short inputs do not pay for a full window of padding.
     block = max(1, min(window, length))
     num_blocks = -(-length // block)

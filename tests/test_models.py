@@ -85,12 +85,13 @@ def test_small_presets_fit_in_25_mb():
     assert set(DIT_PRESETS) >= {"DiT-S", "DiT-B", "DiT-L", "DiT-XL"}
 
 
-def test_local_attention_equals_dense_banded_attention():
+@pytest.mark.parametrize("length", [37, 12])  # block path (L > 3 * window) and short dense path
+def test_local_attention_equals_dense_banded_attention(length):
     g = torch.Generator().manual_seed(1)
-    batch, heads, length, dim, window = 2, 3, 37, 8, 5
+    batch, heads, dim, window = 2, 3, 8, 5
     q, k, v = (torch.randn(batch, heads, length, dim, generator=g) for _ in range(3))
     mask = torch.ones(batch, length, dtype=torch.bool)
-    mask[1, 30:] = False
+    mask[1, length - 7 :] = False
     i = torch.arange(length)
     allowed = ((i[:, None] - i[None, :]).abs() <= window) & mask[:, None, None, :]
     allowed = allowed | torch.eye(length, dtype=torch.bool)
