@@ -140,7 +140,9 @@ def _time_train(args: argparse.Namespace, cache: Path) -> dict:
     from data.dataset import WindowDataset, load_cache
     from dit import diffusion
     from dit.models import PositionDiT, preset_config
+    from train import resolve_precision
 
+    precision = resolve_precision(args.mixed_precision)  # the same choice train.py makes on this machine
     table, styles, arrays = load_cache(cache)
     dataset = WindowDataset((table, styles, arrays), split="train", seq_len=args.seq_len, augment=True, seed=0)
     if len(dataset) == 0:
@@ -161,8 +163,9 @@ def _time_train(args: argparse.Namespace, cache: Path) -> dict:
         items = [dataset[i] for i in indices]
         batch = {key: torch.stack([item[key] for item in items]) for key in items[0]}
         kwargs = {k: batch[k] for k in ("time_ms", "distance", "kind", "style")}
-        out = diffusion.training_losses(model, batch["position"], model_kwargs=kwargs, mask=batch["mask"],
-                                        generator=generator)  # fmt: skip
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = diffusion.training_losses(model, batch["position"], model_kwargs=kwargs, mask=batch["mask"],
+                                            generator=generator)  # fmt: skip
         optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -194,6 +197,7 @@ def _time_train(args: argparse.Namespace, cache: Path) -> dict:
         "step_s": round(wall / args.steps, 4),
         "cpu_s_per_step": round(cpu / args.steps, 4),
         "threads": torch.get_num_threads(),
+        "precision": precision,
         "load_average_1min": round(os.getloadavg()[0], 2),
         "data": str(cache) if args.data_path else "tests/fixtures/songs (prepared to a temp cache)",
         "reference_train_datapoints_per_s": REFERENCE_TRAIN_DATAPOINTS_PER_S,
@@ -229,6 +233,8 @@ def add_train(subparsers: argparse._SubParsersAction, common: list[argparse.Argu
     parser.add_argument("--steps", type=int, default=5, help="timed steps")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--mixed-precision", choices=["auto", "no", "bf16"], default="auto",
+                        help="autocast as train.py does (auto: bf16 where the CPU computes it natively)")
     parser.set_defaults(func=run_train, show=print_train)
 
 
