@@ -301,13 +301,13 @@ def prepare(
     sources, walk_problems = find_maps(inputs, exclude=output)
     if not sources and not walk_problems:
         raise BadInputError(", ".join(map(str, inputs)), "no .osu or .osz files found")
-    created = not output.exists()
+    created = [p for p in (output, *output.parents) if not p.exists()]  # deepest first
     (output / ARRAYS_DIR).mkdir(parents=True, exist_ok=True)
     try:
         return _build(sources, walk_problems, output, workers, progress, ", ".join(map(str, inputs)))
     except BaseException:
-        if created:  # a refused or killed first build leaves nothing behind
-            shutil.rmtree(output, ignore_errors=True)
+        if created:  # a refused first build leaves nothing behind, not even the folders made for it
+            shutil.rmtree(created[-1], ignore_errors=True)
         raise
 
 
@@ -397,7 +397,9 @@ def _run_workers(
     # Longest first, so one big marathon map does not finish alone at the end.
     todo = sorted(todo, key=lambda s: -int(s.stamp.split(":", 1)[0]))
     jobs = [(source, str(output), codec) for source in todo]
-    bar = tqdm(total=len(todo), unit="map", desc="prepare", disable=not progress or not todo, file=sys.stderr)
+    # disable=None: a bar on a terminal only, so a log or a refusal's stderr holds just the lines that matter
+    disable = True if not progress or not todo else None
+    bar = tqdm(total=len(todo), unit="map", desc="prepare", disable=disable, file=sys.stderr)
     try:
         if workers == 1:
             for job in jobs:
