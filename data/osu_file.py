@@ -7,9 +7,15 @@ Behaviour on odd files follows osu!lazer's LegacyBeatmapDecoder (which mirrors o
 - a catmull path ending on a doubled point is never extended, so a longer written length is cut to the
   drawn path (`length_px` is the length osu! plays, the line keeps what was written);
 - timing points at one time: an inherited (green) point's slider velocity overrides the red point's;
-- a slider whose curve has no control points and no length is read as lazer reads it: a path of just the
-  head, length 0, so it ends when it starts (a real ranked map, a test fixture, has "B,2560,-1"); one that
-  claims a positive length has lost its points and is refused.
+- a slider whose curve has no control points is read as lazer reads it: a path of just the head, length 0,
+  so it ends when it starts, whatever length the line writes (a ranked fixture has "B,2560,-1", a corpus map
+  "L,1,46.875");
+- a line osu!lazer cannot parse is skipped, as lazer logs and skips it (LegacyDecoder.ParseStreamInto): a
+  timing point whose beat length is beyond lazer's parse limit (Aleph-0's "-1E+90" red line) and a slider
+  line without a curve (fewer than 6 fields); the line's text stays in the file;
+- slider anchors and lengths are accepted up to the 32-bit integer range osu! stores them in. osu!stable
+  plays ranked sliders with anchors hundreds of thousands of px off-screen (Stargazer, crystallized,
+  Mopemope [Aspire]); lazer drops them at its 131072 px limit (ppy/osu#6771), we keep them as stable does.
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ from typing import Literal
 from data.errors import BadInputError
 
 LATEST_FORMAT_VERSION = 14
-MAX_COORDINATE_PX = 100_000  # beyond this a coordinate is corrupt, not an unusual map
+MAX_PARSE_VALUE = 2**31 - 1  # lazer's Parsing.MAX_PARSE_VALUE (int.MaxValue): larger numbers fail to parse
+MAX_COORDINATE_PX = 131_072  # lazer's Parsing.MAX_COORDINATE_VALUE: an object beyond it is corrupt
+MAX_ANCHOR_PX = MAX_PARSE_VALUE  # osu! keeps slider anchors as 32-bit ints; stable plays them far off-screen
 MAX_SLIDES = 9000  # lazer refuses more repeats than this
 SV_MIN, SV_MAX = 0.1, 10.0  # osu!stable clamps inherited -100/x slider velocity to this range
 BASE_SLIDER_VELOCITY_PX = 100.0  # px per beat at SliderMultiplier 1 and SV 1
@@ -399,6 +407,8 @@ def _parse_timing_points(lines: list[str], path: str | None) -> list[TimingPoint
             raise BadInputError(path, f"malformed timing point {line[:60]!r}") from None
         if not math.isfinite(time_ms):
             raise BadInputError(path, f"timing point time {fields[0]!r} is not a number")
+        if abs(beat_length) > MAX_PARSE_VALUE:
+            continue  # lazer's parser overflows on it and skips the line (Aleph-0 ends on a -1E+90 red line)
         if uninherited and not (math.isfinite(beat_length) and beat_length > 0):
             raise BadInputError(path, f"timing point at {time_ms:g} ms has beat length {fields[1]!r}")
         points.append(
@@ -483,9 +493,9 @@ def _parse_hit_object(line: str, index: int, path: str | None) -> HitObject | No
     raise BadInputError(path, f"hit object of unknown type {type_bits} in {line[:60]!r}")
 
 
-def _parse_slider(fields: list[str], line: str, index: int, path: str | None, common: dict) -> HitObject:
+def _parse_slider(fields: list[str], line: str, index: int, path: str | None, common: dict) -> HitObject | None:
     if len(fields) < 6:
-        raise BadInputError(path, f"slider without a curve in {line[:60]!r}")
+        return None  # lazer cannot read a slider line without a curve and skips it
     tokens = fields[5].split("|")
     points: list[tuple[float, float]] = []
     segment_types: list[tuple[int, str]] = []
@@ -499,7 +509,8 @@ def _parse_slider(fields: list[str], line: str, index: int, path: str | None, co
         xy = token.split(":")
         if len(xy) != 2:
             raise BadInputError(path, f"malformed slider point {token!r} in {line[:60]!r}")
-        points.append((_number(xy[0], "slider x", line, path), _number(xy[1], "slider y", line, path)))
+        x, y = (_number(v, f"slider {axis}", line, path, MAX_ANCHOR_PX) for v, axis in zip(xy, "xy", strict=True))
+        points.append((x, y))
     if not segment_types or segment_types[0][0] != 0:
         segment_types.insert(0, (0, "B"))  # osu! reads a missing letter as a bezier
     try:
@@ -511,12 +522,9 @@ def _parse_slider(fields: list[str], line: str, index: int, path: str | None, co
     slides = max(slides, 1)
     length_px = 0.0
     if len(fields) > 7 and fields[7].strip():
-        length_px = _number(fields[7], "slider length", line, path, limit=1e7)
-    given = length_px > 0
-    if given and not points:
-        # "B,2560,-1" (no points, no length) is a zero-length slider osu! plays; a length with no path to lay
-        # it along is a slider whose points were lost.
-        raise BadInputError(path, f"slider without control points but {length_px:g} px long in {line[:60]!r}")
+        length_px = _number(fields[7], "slider length", line, path, limit=MAX_PARSE_VALUE)
+    # with no control points lazer's path is the head alone: the slider is 0 px long whatever the line says
+    given = length_px > 0 and bool(points)
     return HitObject(
         kind="slider",
         curve_type=segment_types[0][1],

@@ -1,7 +1,8 @@
 """Bad and odd inputs, built at test time from the real fixtures (never synthetic stand-ins for maps).
 
 Every builder takes (fixtures folder, destination folder) and returns the path to hand an entry point.
-BAD_BEATMAPS must be refused wherever an .osu is expected; ODD_BEATMAPS are legal and must work.
+BAD_BEATMAPS must be refused wherever an .osu is expected; ODD_BEATMAPS are legal and must work; OSU_QUIRKS
+are odd lines of real ranked maps that must be read the way osu! reads them.
 """
 
 from __future__ import annotations
@@ -160,16 +161,6 @@ def zero_beat_length(fixtures: Path, dest: Path) -> Path:
     return _write(dest, "zero_beat_length.osu", _replace_line(text, red, ",".join(fields)))
 
 
-def slider_without_control_points(fixtures: Path, dest: Path) -> Path:
-    """A real slider with its control points cut out: a length of px with no path to lay it along."""
-    head, objects, newline = _split(base_text(fixtures))
-    slider = _first_slider(objects)
-    fields = slider.split(",")
-    fields[5] = fields[5].split("|")[0]  # the curve letter only
-    objects[objects.index(slider)] = ",".join(fields)
-    return _write(dest, "slider_without_control_points.osu", _join(head, objects, newline))
-
-
 def osz_without_standard_map(fixtures: Path, dest: Path) -> Path:
     members = {"taiko.osu": _mode_copy(fixtures, 1).encode(), "mania.osu": _mode_copy(fixtures, 3).encode()}
     return _zip(dest, "no_standard.osz", members)
@@ -215,7 +206,6 @@ BAD_BEATMAPS: dict[str, Builder] = {
         absurd_coordinate,
         infinite_time,
         zero_beat_length,
-        slider_without_control_points,
         osz_without_standard_map,
         corrupt_osz,
         missing_path,
@@ -290,6 +280,55 @@ def osz_with_one_standard_map(fixtures: Path, dest: Path) -> Path:
         "taiko.osu": _mode_copy(fixtures, 1).encode(),
     }
     return _zip(dest, "one_standard.osz", members)
+
+
+# ---------------------------------------------------------------- odd lines of ranked maps that osu! loads
+# Each carries, on a line of a real fixture, the odd value a real ranked or loved map in the corpus has.
+
+
+def far_off_anchor(fixtures: Path, dest: Path) -> Path:
+    """A slider anchor 259088 px off-screen, as in Stargazer [Starg-Azer isn't so great? Are you kidding me?]."""
+    head, objects, newline = _split(base_text(fixtures))
+    slider = _first_slider(objects)
+    fields = slider.split(",")
+    tokens = fields[5].split("|")
+    tokens.insert(len(tokens) - 1, "-36047:-259088")
+    fields[5] = "|".join(tokens)
+    objects[objects.index(slider)] = ",".join(fields)
+    return _write(dest, "far_off_anchor.osu", _join(head, objects, newline))
+
+
+def overflowing_red_line(fixtures: Path, dest: Path) -> Path:
+    """A last red line with beat length -1E+90, as LeaF - Aleph-0 [Omega] ends with."""
+    text = base_text(fixtures)
+    last = _section_lines(text, "TimingPoints")[-1]
+    fields = last.split(",")
+    fields[1], fields[6] = "-1E+90", "1"
+    newline = "\r\n" if "\r\n" in text else "\n"
+    return _write(dest, "overflowing_red_line.osu", _replace_line(text, last, last + newline + ",".join(fields)))
+
+
+def slider_without_curve(fixtures: Path, dest: Path) -> Path:
+    """A slider line cut after its hitsound ("327,245,301,2,0"), as in APPPP - Hell above [AI Hard]."""
+    head, objects, newline = _split(base_text(fixtures))
+    slider = _first_slider(objects)
+    objects[objects.index(slider)] = ",".join(slider.split(",")[:5])
+    return _write(dest, "slider_without_curve.osu", _join(head, objects, newline))
+
+
+def slider_without_control_points(fixtures: Path, dest: Path) -> Path:
+    """A slider with a curve letter and a length but no points ("L,1,46.875"), as a corpus map has."""
+    head, objects, newline = _split(base_text(fixtures))
+    slider = _first_slider(objects)
+    fields = slider.split(",")
+    fields[5] = fields[5].split("|")[0]  # the curve letter only
+    objects[objects.index(slider)] = ",".join(fields)
+    return _write(dest, "slider_without_control_points.osu", _join(head, objects, newline))
+
+
+OSU_QUIRKS: dict[str, Builder] = {
+    f.__name__: f for f in (far_off_anchor, overflowing_red_line, slider_without_curve, slider_without_control_points)
+}
 
 
 ODD_BEATMAPS: dict[str, Builder] = {

@@ -5,10 +5,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from data.codec import decode_bytes, encode
 from data.errors import BadInputError
 from data.osu_file import parse_beatmap, read_beatmap
+from tests import bad_inputs
 
 NATSUKOI = "700886 Shano x 40mP - Natsukoi Hanabi/Shano x 40mP - Natsukoi Hanabi (MinG3012) [TV Size].osu"
 AKA_NO_HA = "506908 Nakamura Meiko - Aka no Ha/Nakamura Meiko - Aka no Ha (Lily Bread) [Extra].osu"
@@ -137,3 +140,38 @@ def test_folder_and_missing_path_are_refused(tmp_path):
     missing = Path(tmp_path) / "nothing.osu"
     with pytest.raises(BadInputError, match="no such file"):
         read_beatmap(missing)
+
+
+# ---- odd lines of ranked maps: read as osu! reads them, and decoded with their own positions byte for byte
+def _quirk(fixtures, tmp_path, name: str):
+    base = read_beatmap(fixtures / "songs" / bad_inputs.BASE_MAP)
+    odd = read_beatmap(bad_inputs.OSU_QUIRKS[name](fixtures, tmp_path))
+    positions = encode(odd).position.astype(np.float64)
+    assert decode_bytes(odd, positions) == odd.raw
+    return base, odd
+
+
+def test_far_off_anchor_is_kept_as_osu_stable_plays_it(fixtures, tmp_path):
+    base, odd = _quirk(fixtures, tmp_path, "far_off_anchor")
+    slider = next(h for h in odd.hit_objects if (-36047.0, -259088.0) in h.control_points)
+    assert slider.length_px == next(h for h in base.hit_objects if h.line_index == slider.line_index).length_px
+
+
+def test_overflowing_red_line_is_skipped_like_lazer(fixtures, tmp_path):
+    base, odd = _quirk(fixtures, tmp_path, "overflowing_red_line")
+    assert len(odd.sections["TimingPoints"]) == len(base.sections["TimingPoints"]) + 1
+    assert [p.beat_length for p in odd.timing_points] == [p.beat_length for p in base.timing_points]
+    assert [h.end_time_ms for h in odd.hit_objects] == [h.end_time_ms for h in base.hit_objects]
+
+
+def test_slider_without_curve_is_skipped_like_lazer(fixtures, tmp_path):
+    base, odd = _quirk(fixtures, tmp_path, "slider_without_curve")
+    assert len(odd.hit_objects) == len(base.hit_objects) - 1
+    cut = next(h for h in base.hit_objects if h.kind == "slider")
+    assert all(h.line_index != cut.line_index for h in odd.hit_objects)
+
+
+def test_slider_without_control_points_is_zero_long_like_lazer(fixtures, tmp_path):
+    _, odd = _quirk(fixtures, tmp_path, "slider_without_control_points")
+    slider = next(h for h in odd.hit_objects if h.kind == "slider" and not h.control_points)
+    assert slider.length_px == 0 and slider.end_time_ms == slider.time_ms
