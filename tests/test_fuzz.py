@@ -2,7 +2,8 @@
 
 Inputs are arbitrary bytes and real fixture files mutated the way files really break: truncated, bytes flipped,
 lines dropped, doubled or swapped, numbers replaced by garbage. Derandomized, so a failure reproduces.
-A beatmap the reader accepts must also encode (what every entry point does next).
+A beatmap the reader accepts must also encode, and decode with moved positions to a readable map (what
+sample.py does with it).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from data.codec import encode
+from data.codec import decode_bytes, encode
 from data.errors import BadInputError
 from data.osu_file import parse_beatmap
 from data.replay import parse_replay
@@ -81,6 +83,18 @@ def check_beatmap(data: bytes) -> None:
             encode(beatmap)
         except BadInputError:
             pass
+
+
+def check_remap(data: bytes, seed: int) -> None:
+    """What sample.py does with an accepted map: encode, move every datapoint, decode; the output must read."""
+    with no_hang():
+        try:
+            beatmap = parse_beatmap(data, "fuzz.osu")
+            datapoints = encode(beatmap)
+        except BadInputError:
+            return
+        moved = datapoints.position + np.random.default_rng(seed).uniform(-40, 40, datapoints.position.shape)
+        parse_beatmap(decode_bytes(beatmap, moved), "remapped.osu")
 
 
 def check_replay(data: bytes) -> None:
@@ -158,6 +172,12 @@ def test_any_text_after_a_header_as_beatmap(data):
 @given(mutated(MAPS, text=True))
 def test_mutated_real_beatmaps(data):
     check_beatmap(data)
+
+
+@settings(FUZZ, max_examples=60)
+@given(mutated(MAPS, text=True), st.integers(0, 2**16))
+def test_mutated_real_beatmaps_remap_to_readable_maps(data, seed):
+    check_remap(data, seed)
 
 
 @FUZZ
