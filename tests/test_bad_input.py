@@ -456,3 +456,18 @@ def test_benchmark_refuses_missing_inputs(bad_files, tmp_path):
         proc = run(args)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert len(message_lines(proc.stderr)) == 1, proc.stderr
+
+
+def test_ambiguous_or_unknown_difficulty_is_refused(checkpoint, tmp_path):
+    """An .osz with several standard difficulties needs --difficulty; a name it does not hold is refused."""
+    import zipfile
+
+    osz = tmp_path / "set.osz"
+    with zipfile.ZipFile(osz, "w") as archive:
+        for path in sorted((FIXTURES / "songs").rglob("*.osu"))[:2]:
+            archive.write(path, path.name)
+    out = tmp_path / "out"
+    out.mkdir()
+    base = ["sample.py", "--beatmap", str(osz), "--ckpt", str(checkpoint), "--output", str(out / "x.osu")]
+    for extra in ([], ["--difficulty", "No Such Difficulty"]):
+        check_refused([*base, *extra, *SAMPLE_FAST], osz, out, in_process=True)
