@@ -42,8 +42,14 @@ _INT_COLUMNS = ["BeatmapID", "BeatmapSetID"]  # empty when unknown, so pandas' n
 _TEXT_COLUMNS = ["md5", "source", "set_key", "creator", "version", "title", "artist", "split", "codec"]
 
 
+MAX_DISTANCE_PX = 4 * POSITION_SCALE  # farther than any playable jump; troll maps' anchors go millions of px out
+
+
 def normalize_positions(position_px: np.ndarray) -> np.ndarray:
-    return ((np.asarray(position_px, np.float32) - _CENTER) / POSITION_SCALE).astype(np.float32)
+    """Playfield-centred positions over POSITION_SCALE, clipped to [-1, 1] (the range the sampler clips to):
+    legal maps put slider anchors up to millions of px off-screen, which would swamp the loss."""
+    normalized = (np.asarray(position_px, np.float32) - _CENTER) / POSITION_SCALE
+    return np.clip(normalized, -1.0, 1.0).astype(np.float32)
 
 
 def denormalize_positions(position: np.ndarray) -> np.ndarray:
@@ -119,7 +125,9 @@ def _tensors(
     return {
         "position": torch.from_numpy(np.asarray(position, np.float32)),
         "time_ms": torch.from_numpy(np.asarray(time_ms, np.float32)),
-        "distance": torch.from_numpy((np.asarray(distance_px, np.float32) / POSITION_SCALE).astype(np.float32)),
+        "distance": torch.from_numpy(
+            (np.minimum(np.asarray(distance_px, np.float32), MAX_DISTANCE_PX) / POSITION_SCALE).astype(np.float32)
+        ),
         "kind": torch.from_numpy(np.asarray(kind, np.int64)),
         "mask": torch.from_numpy(np.asarray(mask, bool)),
         "style": torch.tensor(int(style), dtype=torch.int64),

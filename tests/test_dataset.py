@@ -148,3 +148,18 @@ def test_stale_styles_file_is_rebuilt_from_the_table(cache: Path, tmp_path: Path
     (copy / STYLES_FILE).write_text(json.dumps({"fingerprint": "x", "styles": {"beatmaps": [], "mappers": []}}))
     _, rebuilt, _ = load_cache(copy)
     assert rebuilt == styles and len(rebuilt) > 1
+
+
+def test_far_off_anchors_are_clipped_into_the_model_range(fixtures, tmp_path):
+    # Legal troll maps put anchors millions of px off-screen; they must not reach the loss at that scale.
+    from data.codec import encode
+    from data.dataset import full_map_sample
+    from data.osu_file import read_beatmap
+    from tests.bad_inputs import OSU_QUIRKS
+
+    beatmap = read_beatmap(OSU_QUIRKS["far_off_anchor"](fixtures, tmp_path))
+    datapoints = encode(beatmap)
+    assert np.abs(datapoints.position).max() > 10_000
+    sample = full_map_sample(datapoints, 0)
+    assert sample["position"].abs().max() <= 1.0
+    assert sample["distance"].max() <= 4.0
