@@ -7,7 +7,16 @@ Samplers share one signature (after k-diffusion): `sample_<name>(model_fn, x, st
 disable, generator)` where `model_fn(x, t, **extra_args)` returns the denoised x0 (wrap a network with
 `denoiser`). `x` is the starting noise, N(0, I).
 
-Prediction target: MEASUREMENT_PENDING
+Prediction target: v (Salimans & Ho 2022), chosen by measurement. DiT-T, 1000 steps of batch 16 x 128
+datapoints on the 851-map corpus (lr 5e-4, EMA 0.99), same seeds and data order for both, EMA weights,
+96 validation windows:
+                                       eps      v
+    val x0 MSE, clipped, mean t grid   0.111    0.082   (t = .05 .2 .4 .6 .8 .95; normalized units)
+    val x0 MSE, clipped, t = 0.95      0.286    0.136   (eps divides by alpha ~ 0.08 there)
+    DDIM-20: objects off the playfield 12.5%    8.6%
+    DDIM-20: x0 clipped to [-1, 1]     2.0%     0.8%
+    DDIM-20: |spacing - source| px     53.1     52.5    (source mean 109 px; both still undertrained)
+At low noise (t <= 0.6) the two are within 5%; eps loses where the signal is faint.
 """
 
 from __future__ import annotations
