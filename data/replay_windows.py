@@ -169,11 +169,20 @@ def encode_targets(x_px: np.ndarray, y_px: np.ndarray, k1, k2, reference: np.nda
 
 def decode_targets(x0: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Inverse of encode_targets: (x px, y px, key1, key2) from sampled channels [T, 4]."""
-    cursor = reference + np.asarray(x0[:, :2], np.float64) / OFFSET_GAIN
+    cursor = reference + despike(np.asarray(x0[:, :2], np.float64)) / OFFSET_GAIN
     x = (cursor[:, 0] * POSITION_SCALE + POSITION_CENTER[0]).astype(np.float32)
     y = (cursor[:, 1] * POSITION_SCALE + POSITION_CENTER[1]).astype(np.float32)
     threshold = (KEY_DOWN + KEY_UP) / 2
     return x, y, clean_keys(x0[:, 2] > threshold), clean_keys(x0[:, 3] > threshold)
+
+
+def despike(offset: np.ndarray) -> np.ndarray:
+    """Running median of 3 ticks per channel: removes one-tick back-and-forth spikes of the sampler (a replay
+    analyser counts them as aim-correction snaps), keeps steady motion and steps as they are."""
+    if len(offset) < 3:
+        return offset
+    padded = np.concatenate([offset[:1], offset, offset[-1:]])
+    return np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
 
 
 def clean_keys(down: np.ndarray, min_ticks: int = MIN_KEY_TICKS) -> np.ndarray:

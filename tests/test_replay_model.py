@@ -63,8 +63,9 @@ def test_targets_round_trip_to_cursor_and_keys(replay_cache):
     x, y, k1, k2 = decode_targets(targets, reference)
     unclipped = np.all(np.abs(targets[:, :2]) < 1, axis=1)
     assert unclipped.mean() > 0.9
-    assert np.allclose(x[unclipped], array["x"][unclipped], atol=1e-3)
-    assert np.allclose(y[unclipped], array["y"][unclipped], atol=1e-3)
+    # Decoding takes a 3-tick running median of the offset: human motion comes back nearly unchanged.
+    error = np.hypot(x - array["x"], y - array["y"])[unclipped]
+    assert np.median(error) < 0.5 and np.quantile(error, 0.95) < 5.0
     # Keys come back as recorded, less one-tick holds and gaps (decoding treats those as sampler noise).
     for decoded, recorded in ((k1, array["k1"] > 0), (k2, array["k2"] > 0)):
         assert np.array_equal(decoded, clean_keys(recorded))
