@@ -207,3 +207,17 @@ def test_decoded_map_encodes_to_the_same_types(fixtures, name):
     for positions in (_scaled(beatmap, 0.7), np.full((len(source), 2), (256.0, 192.0))):
         again = encode(parse_beatmap(decode(beatmap, positions).encode()))
         assert collections.Counter(again.kind.tolist()) == collections.Counter(source.kind.tolist())
+
+
+def test_long_bezier_segments_match_de_casteljau():
+    # Slider-art segments of hundreds of points take the fast Bernstein path; it must draw the same curve.
+    import data.curves as curves
+
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0, 512, (curves.LONG_BEZIER_POINTS + 20, 2))
+    fast = curves._bezier(points)
+    t = np.linspace(0.0, 1.0, len(fast))[:, None, None]
+    work = np.broadcast_to(points, (len(fast), len(points), 2)).copy()
+    for _ in range(len(points) - 1):
+        work = work[:, :-1] + (work[:, 1:] - work[:, :-1]) * t
+    np.testing.assert_allclose(fast, work[:, 0], atol=1e-6)
