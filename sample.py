@@ -211,7 +211,8 @@ def generate_replay_grid(
     step_ms = float(ckpt["extra"]["data_stats"]["step_ms"])
     ticks = replay_ticks(play, step_ms)
     features = map_features(play, ticks)
-    reference = reference_path(features)
+    # Checkpoints from before the reference kind was recorded were trained on the linear path.
+    reference = reference_path(features, ckpt["extra"]["data_stats"].get("reference", "linear"))
     extra = {
         "features": torch.from_numpy(model_features(features, reference))[None],
         "time_ms": torch.from_numpy((ticks - ticks[0]).astype(np.float32))[None],

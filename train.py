@@ -191,7 +191,7 @@ def replay_datasets(args: argparse.Namespace):
 def replay_extra(players, args: argparse.Namespace, prediction: str, run_config: dict) -> dict:
     """What sample.py needs beside the weights to play a map: players, prediction, the data layout."""
     from data.replay import DEFAULT_STEP_MS
-    from data.replay_windows import CHANNELS, MODEL_FEATURE_NAMES, OFFSET_GAIN
+    from data.replay_windows import CHANNELS, DEFAULT_REFERENCE, MODEL_FEATURE_NAMES, OFFSET_GAIN
 
     return {
         "players": players.to_dict(),
@@ -199,6 +199,7 @@ def replay_extra(players, args: argparse.Namespace, prediction: str, run_config:
         "data_stats": {
             "step_ms": DEFAULT_STEP_MS,
             "offset_gain": OFFSET_GAIN,
+            "reference": DEFAULT_REFERENCE,
             "channels": list(CHANNELS),
             "features": list(MODEL_FEATURE_NAMES),
             "seq_len": args.seq_len,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -50,6 +50,9 @@ TIME_SHIFT_MS = 600_000.0
 MIN_KEY_TICKS = 2
 # A window may start up to this long before the first object and end this long after the last.
 LEAD_IN_MS = 1000.0
+ReferenceKind = Literal["linear", "minimum_jerk"]
+REFERENCE_KINDS: tuple[str, ...] = get_args(ReferenceKind)
+DEFAULT_REFERENCE: ReferenceKind = "minimum_jerk"
 VAL_PERCENT = 10  # share of map sets held out (hash of the set folder name)
 LEAVE_SLIDER_S = 0.1  # how early a player leaves a slider whose end the next object overlaps
 
@@ -96,8 +99,20 @@ _Y_COLUMNS = [MODEL_FEATURE_NAMES.index(n) for n in MODEL_FEATURE_NAMES if n.end
 # Reference path and model inputs (also used by sample.py on a map with no replay)
 
 
-def reference_path(features: np.ndarray) -> np.ndarray:
-    """The 'auto' cursor [T, 2] (normalized) implied by replay_dataset.map_features [T, 22]."""
+def minimum_jerk(share: np.ndarray) -> np.ndarray:
+    """Position share along a point-to-point reach at time share s: 10s^3 - 15s^4 + 6s^5 (Flash & Hogan 1985,
+    doi:10.1523/JNEUROSCI.05-07-01688.1985). Hands start and stop at rest, so the path has no full-speed
+    reversal on an object (a replay analyser counts those as snaps) and rests near the object at its hit."""
+    return share**3 * (10 - 15 * share + 6 * share**2)
+
+
+def reference_path(features: np.ndarray, kind: ReferenceKind = DEFAULT_REFERENCE) -> np.ndarray:
+    """The 'auto' cursor [T, 2] (normalized) implied by replay_dataset.map_features [T, 22].
+
+    Between objects it goes from one object's end to the next one's head, at constant speed ('linear') or
+    along a minimum-jerk reach ('minimum_jerk')."""
+    if kind not in REFERENCE_KINDS:
+        raise ValueError(f"unknown reference path {kind!r}, expected one of {REFERENCE_KINDS}")
     f = features
     prev = f[:, [_F["prev_x"], _F["prev_y"]]]
     nxt = f[:, [_F["next_x"], _F["next_y"]]]
@@ -105,6 +120,8 @@ def reference_path(features: np.ndarray) -> np.ndarray:
     until = f[:, _F["next_time_s"]].astype(np.float64)
     total = since + until
     share = np.where(total > 0, since / np.where(total > 0, total, 1.0), 1.0)[:, None]
+    if kind == "minimum_jerk":
+        share = minimum_jerk(share)
     path = prev + (nxt - prev) * share
     sliding = f[:, _F["slider_active"]] > 0
     path[sliding] = f[sliding][:, [_F["ball_x"], _F["ball_y"]]]
@@ -244,6 +261,7 @@ class ReplayWindowDataset(Dataset):
         augment: bool = True,
         seed: int = 0,
         val_percent: int = VAL_PERCENT,
+        reference: ReferenceKind = DEFAULT_REFERENCE,
     ):
         if seq_len < 1 or stride < 1:
             raise ValueError(f"seq_len and stride must be positive, got {seq_len}, {stride}")
@@ -254,7 +272,8 @@ class ReplayWindowDataset(Dataset):
         if split != "all":
             rows = [r for r in rows if set_split(r["map_path"], val_percent) == split]
         self.rows = sorted(rows, key=lambda r: r["replay_md5"])
-        self.split, self.seq_len, self.stride = split, seq_len, stride
+        self.split, self.seq_len, self.stride, self.reference = split, seq_len, stride, reference
+        reference_kind = reference
         self.augment, self.seed, self.epoch = augment, seed, 0
         self._inputs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         windows = []
@@ -262,7 +281,7 @@ class ReplayWindowDataset(Dataset):
             array = load_replay_array(self.cache_dir, row["replay_md5"])
             first, last = active_span(array["features"])
             array = array[first:last]
-            reference = reference_path(array["features"])
+            reference = reference_path(array["features"], reference_kind)
             targets = encode_targets(array["x"], array["y"], array["k1"], array["k2"], reference)
             conditioning = model_features(array["features"], reference)
             self._inputs.append((targets, conditioning, np.asarray(array["time_ms"], np.float64)))
