@@ -7,9 +7,9 @@ Behaviour on odd files follows osu!lazer's LegacyBeatmapDecoder (which mirrors o
 - a catmull path ending on a doubled point is never extended, so a longer written length is cut to the
   drawn path (`length_px` is the length osu! plays, the line keeps what was written);
 - timing points at one time: an inherited (green) point's slider velocity overrides the red point's;
-- a slider whose curve has no control points is read as lazer reads it: a path of just the head, length 0,
-  so it ends when it starts, whatever length the line writes (a ranked fixture has "B,2560,-1", a corpus map
-  "L,1,46.875");
+- a slider whose curve has no control points and no length is a path of just the head, 0 px long (a ranked
+  fixture has "B,2560,-1"); with a positive length ("L,1,46.875") its points were lost, and it is refused as
+  bad input: lazer would play it as a 0 px slider, but nothing can be placed or remapped along it;
 - a line osu!lazer cannot parse is skipped, as lazer logs and skips it (LegacyDecoder.ParseStreamInto): a
   timing point whose beat length is beyond lazer's parse limit (Aleph-0's "-1E+90" red line) and a slider
   line without a curve (fewer than 6 fields); the line's text stays in the file;
@@ -523,7 +523,8 @@ def _parse_slider(fields: list[str], line: str, index: int, path: str | None, co
     length_px = 0.0
     if len(fields) > 7 and fields[7].strip():
         length_px = _number(fields[7], "slider length", line, path, limit=MAX_PARSE_VALUE)
-    # with no control points lazer's path is the head alone: the slider is 0 px long whatever the line says
+    if not points and length_px > 0:
+        raise BadInputError(path, f"slider without control points but {length_px:g} px long in {line[:60]!r}")
     given = length_px > 0 and bool(points)
     return HitObject(
         kind="slider",

@@ -190,9 +190,20 @@ def replay_named_osu(fixtures: Path, dest: Path) -> Path:
     return _write(dest, "replay_renamed.osu", (fixtures / "replays" / A_REPLAY).read_bytes())
 
 
+def slider_without_control_points(fixtures: Path, dest: Path) -> Path:
+    """A slider with a curve letter and a length but no points ("L,1,46.875"), as a corpus map has."""
+    head, objects, newline = _split(base_text(fixtures))
+    slider = _first_slider(objects)
+    fields = slider.split(",")
+    fields[5] = fields[5].split("|")[0]  # the curve letter only
+    objects[objects.index(slider)] = ",".join(fields)
+    return _write(dest, "slider_without_control_points.osu", _join(head, objects, newline))
+
+
 BAD_BEATMAPS: dict[str, Builder] = {
     f.__name__: f
     for f in (
+        slider_without_control_points,
         empty,
         binary,
         truncated_before_objects,
@@ -316,18 +327,8 @@ def slider_without_curve(fixtures: Path, dest: Path) -> Path:
     return _write(dest, "slider_without_curve.osu", _join(head, objects, newline))
 
 
-def slider_without_control_points(fixtures: Path, dest: Path) -> Path:
-    """A slider with a curve letter and a length but no points ("L,1,46.875"), as a corpus map has."""
-    head, objects, newline = _split(base_text(fixtures))
-    slider = _first_slider(objects)
-    fields = slider.split(",")
-    fields[5] = fields[5].split("|")[0]  # the curve letter only
-    objects[objects.index(slider)] = ",".join(fields)
-    return _write(dest, "slider_without_control_points.osu", _join(head, objects, newline))
-
-
 OSU_QUIRKS: dict[str, Builder] = {
-    f.__name__: f for f in (far_off_anchor, overflowing_red_line, slider_without_curve, slider_without_control_points)
+    f.__name__: f for f in (far_off_anchor, overflowing_red_line, slider_without_curve)
 }
 
 

@@ -171,7 +171,9 @@ def test_slider_without_curve_is_skipped_like_lazer(fixtures, tmp_path):
     assert all(h.line_index != cut.line_index for h in odd.hit_objects)
 
 
-def test_slider_without_control_points_is_zero_long_like_lazer(fixtures, tmp_path):
-    _, odd = _quirk(fixtures, tmp_path, "slider_without_control_points")
-    slider = next(h for h in odd.hit_objects if h.kind == "slider" and not h.control_points)
-    assert slider.length_px == 0 and slider.end_time_ms == slider.time_ms
+def test_slider_with_a_length_but_no_control_points_is_refused(fixtures, tmp_path):
+    from tests.bad_inputs import slider_without_control_points
+
+    path = slider_without_control_points(fixtures, tmp_path)
+    with pytest.raises(BadInputError, match="slider without control points"):
+        read_beatmap(path)
