@@ -1,10 +1,11 @@
 """Replay training samples: fixed-length windows of grid ticks, as a cursor offset from a reference path.
 
 The network does not have to learn where the objects are: `reference_path` is a plain 'auto' path through
-the (stacked, mod-applied) objects, straight lines from one object's end to the next one's head, on the
-slider ball while a slider lasts, at the centre during spinners. The model diffuses the human's deviation
-from it (early arrival, overshoot, curvature, aim error, spinning) and the two keys as +-1 channels that
-are thresholded after sampling. Positions here are normalized like every dataset (px - centre) / 320.
+the (stacked, mod-applied) objects, a minimum-jerk reach (or a straight line) from one object's end to the
+next one's head, on the slider ball while a slider lasts, at the centre during spinners. The model
+diffuses the human's deviation from it (early arrival, overshoot, curvature, aim error, spinning) and the
+two keys as +-1 channels that are thresholded after sampling. Positions here are normalized like every
+dataset, (px - centre) / 320.
 
 Windows cover the part of a replay where an object is within reach (breaks and idle lead-ins are skipped),
 are deterministic for (seed, epoch, index) like data.dataset.WindowDataset, and split by map set.
