@@ -68,9 +68,14 @@ def _bezier_bernstein(points: np.ndarray, samples: int) -> np.ndarray:
     return (weight / weight.sum(axis=1, keepdims=True)) @ points
 
 
-def _circle_arc(points: np.ndarray) -> np.ndarray | None:
-    """Polyline of the arc through three points; None when they do not define a circle."""
-    (ax, ay), (bx, by), (cx, cy) = points.tolist()
+def _arc_through(
+    points: list[tuple[float, float]] | list[list[float]],
+) -> tuple[float, float, float, float, float, float] | None:
+    """(centre x, centre y, radius, start angle, direction +-1, swept angle) of the arc a -> b -> c.
+
+    None when the three points are collinear and define no circle.
+    """
+    (ax, ay), (bx, by), (cx, cy) = points
     d = 2 * (ax * (by - cy) + bx * (cy - ay) + cx * (ay - by))
     if abs(d) < COLLINEAR_EPSILON:
         return None
@@ -86,6 +91,15 @@ def _circle_arc(points: np.ndarray) -> np.ndarray | None:
     # the arc goes the other way round when b lies on the other side of the chord a->c
     if (cy - ay) * (bx - ax) - (cx - ax) * (by - ay) < 0:
         direction, theta_range = -1.0, 2 * math.pi - theta_range
+    return ox, oy, radius, theta_start, direction, theta_range
+
+
+def _circle_arc(points: np.ndarray) -> np.ndarray | None:
+    """Polyline of the arc through three points; None when they do not define a circle."""
+    arc = _arc_through(points.tolist())
+    if arc is None:
+        return None
+    ox, oy, radius, theta_start, direction, theta_range = arc
     if 2 * radius <= CIRCLE_TOLERANCE_PX:
         count = 2
     else:
@@ -217,23 +231,12 @@ def _polyline_end(points: list[tuple[float, float]], length_px: float) -> tuple[
 
 def _arc_end(points: list[tuple[float, float]], length_px: float) -> tuple[float, float] | None:
     """End of a circular-arc slider at `length_px`, continuing along the end tangent past the arc."""
-    (ax, ay), (bx, by), (cx, cy) = points
-    d = 2 * (ax * (by - cy) + bx * (cy - ay) + cx * (ay - by))
-    if abs(d) < COLLINEAR_EPSILON:
+    arc = _arc_through(points)
+    if arc is None:
         return None
-    a_sq, b_sq, c_sq = ax * ax + ay * ay, bx * bx + by * by, cx * cx + cy * cy
-    ox = (a_sq * (by - cy) + b_sq * (cy - ay) + c_sq * (ay - by)) / d
-    oy = (a_sq * (cx - bx) + b_sq * (ax - cx) + c_sq * (bx - ax)) / d
-    radius = math.hypot(ax - ox, ay - oy)
+    ox, oy, radius, theta_start, direction, theta_range = arc
     if radius * 2 <= CIRCLE_TOLERANCE_PX or radius > 1e6:
         return None
-    theta_start = math.atan2(ay - oy, ax - ox)
-    theta_end = math.atan2(cy - oy, cx - ox)
-    while theta_end < theta_start:
-        theta_end += 2 * math.pi
-    direction, theta_range = 1.0, theta_end - theta_start
-    if (cy - ay) * (bx - ax) - (cx - ax) * (by - ay) < 0:
-        direction, theta_range = -1.0, 2 * math.pi - theta_range
     arc_px = theta_range * radius
     theta = theta_start + direction * min(length_px, arc_px) / radius
     x, y = ox + radius * math.cos(theta), oy + radius * math.sin(theta)
