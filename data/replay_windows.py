@@ -59,20 +59,8 @@ LEAVE_SLIDER_S = 0.1  # how early a player leaves a slider whose end the next ob
 
 _F = FEATURE_INDEX
 _CLIP_S = MAX_LOOKAHEAD_MS / MS_PER_UNIT
-# Names of the model's per-tick conditioning columns (`model_features`), in order.
-MODEL_FEATURE_NAMES = (
-    "ref_x",
-    "ref_y",
-    "ref_vx",
-    "ref_vy",
-    "next_dx",  # next object's head - reference
-    "next_dy",
-    "next2_dx",
-    "next2_dy",
-    "prev_dx",  # last object's end - reference
-    "prev_dy",
-    "ball_dx",  # slider ball - reference (0 when no slider is active)
-    "ball_dy",
+# Map features the model sees exactly as the replay cache stores them.
+PASSTHROUGH_FEATURES = (
     "next_time_s",
     "next2_time_s",
     "prev_time_s",
@@ -87,6 +75,22 @@ MODEL_FEATURE_NAMES = (
     "preempt_s",
     "window_300_s",
     "window_50_s",
+)
+# Names of the model's per-tick conditioning columns (`model_features`), in order.
+MODEL_FEATURE_NAMES = (
+    "ref_x",
+    "ref_y",
+    "ref_vx",
+    "ref_vy",
+    "next_dx",  # next object's head - reference
+    "next_dy",
+    "next2_dx",
+    "next2_dy",
+    "prev_dx",  # last object's end - reference
+    "prev_dy",
+    "ball_dx",  # slider ball - reference (0 when no slider is active)
+    "ball_dy",
+    *PASSTHROUGH_FEATURES,
     *(f"next_soon_{d}" for d in TIME_DECAYS_S),
     *(f"prev_recent_{d}" for d in TIME_DECAYS_S),
 )
@@ -154,22 +158,7 @@ def model_features(features: np.ndarray, reference: np.ndarray) -> np.ndarray:
         out[:, col[f"{name}_dy"]] = f[:, _F[y]] - reference[:, 1]
     no_ball = f[:, _F["slider_active"]] <= 0
     out[no_ball, col["ball_dx"]] = out[no_ball, col["ball_dy"]] = 0.0
-    for name in (
-        "next_time_s",
-        "next2_time_s",
-        "prev_time_s",
-        "active_left_s",
-        "next_is_circle",
-        "next_is_slider",
-        "next_is_spinner",
-        "next_new_combo",
-        "slider_active",
-        "spinner_active",
-        "radius",
-        "preempt_s",
-        "window_300_s",
-        "window_50_s",
-    ):
+    for name in PASSTHROUGH_FEATURES:
         out[:, col[name]] = f[:, _F[name]]
     for d in TIME_DECAYS_S:
         out[:, col[f"next_soon_{d}"]] = np.exp(-f[:, _F["next_time_s"]] / d)
