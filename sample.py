@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from data.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
-from data.errors import BadInputError
+from data.errors import BadInputError, refusal_exit
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_CKPT = ROOT / "checkpoints" / "position.pt"
@@ -455,10 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         check_outputs(args)
         run(args)
     except BadInputError as err:
-        if args.debug:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return refusal_exit(err, args.debug)
     except OSError as err:  # an output that cannot be written (no permission, a file in place of a folder, ...)
         if args.debug:
             raise

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from data.errors import BadInputError
+from data.errors import BadInputError, refusal_exit
 
 TASKS = ("position", "replay")
 DEFAULT_SEQ_LEN = {"position": 128, "replay": 512}
@@ -441,10 +441,7 @@ def cli(argv: list[str] | None = None) -> int:
         check_results_dir(args.results_dir)
         main(args)
     except BadInputError as err:
-        if args.debug:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return refusal_exit(err, args.debug)
     return 0
 
 

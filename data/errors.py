@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from os import PathLike
 
 
@@ -15,3 +16,14 @@ class BadInputError(Exception):
         self.path = None if path is None else str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+def refusal_exit(err: BadInputError, debug: bool = False) -> int:
+    """Print a refused input as the one stderr line every entry point gives and return exit status 2.
+
+    With `debug` the error is re-raised instead, so its traceback shows.
+    """
+    if debug:
+        raise err
+    print(f"error: {err}", file=sys.stderr)
+    return 2

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from data.atomic import write_bytes_atomic, write_text_atomic  # noqa: E402
-from data.errors import BadInputError  # noqa: E402
+from data.errors import BadInputError, refusal_exit  # noqa: E402
 from testing import metrics  # noqa: E402
 from testing.metrics import MapObject  # noqa: E402
 
@@ -499,10 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         compare_styles(args) if args.compare_styles else evaluate(args)
     except BadInputError as err:  # the checkpoint or the style; single maps are skipped inside
-        if args.debug:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return refusal_exit(err, args.debug)
     return 0
 
 
