@@ -31,6 +31,9 @@ REPLAY_LEAD_IN_MS = 1000.0
 REPLAY_TAIL_MS = 500.0
 REPLAY_PLAYER_NAME = "osu-dit"
 DEFAULT_REPLAY_TEMPERATURE = 0.5
+# Guidance when a map style is asked for and --cfg-scale is not given: at scale 1 the shipped model follows the
+# source map's own flow and a style moves it only a little (README, "Style transfer" has the measurements).
+STYLE_CFG_SCALE = 5.0
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -72,6 +75,31 @@ def resolve_style(styles, style_id: int | None = None, mapper: str | None = None
     return 0
 
 
+def reference_features(model, path: Path) -> tuple[str, np.ndarray]:
+    """(label, descriptor) of the map a --style-from remap should look like."""
+    from data.codec import encode
+    from data.osu_file import read_beatmap
+    from data.style_features import style_features
+
+    if not model.config.class_feature_dim:
+        raise BadInputError(None, "--style-from needs a checkpoint trained with style features (see train.py --help)")
+    if not path.is_file() or path.suffix.lower() != ".osu":
+        raise BadInputError(path, "--style-from takes an .osu file")
+    reference = read_beatmap(path)
+    features = style_features(encode(reference))
+    if not features.any():
+        raise BadInputError(path, "has too few objects to show a style")
+    name = f"style {reference.beatmap_id}" if reference.beatmap_id else f"style of {reference.version or path.stem}"
+    return name, features
+
+
+def guidance_scale(cfg_scale: float | None, styled: bool) -> float:
+    """The --cfg-scale given, else STYLE_CFG_SCALE for a styled remap and 1 (one pass) for an unstyled one."""
+    if cfg_scale is not None:
+        return cfg_scale
+    return STYLE_CFG_SCALE if styled else 1.0
+
+
 def style_label(styles, index: int) -> str:
     return "no style" if index == 0 else styles.describe(index)
 
@@ -93,8 +121,10 @@ def generate_positions(
     seed: int = 0,
     num_variants: int = 1,
     progress: bool = True,
+    style_features: np.ndarray | None = None,
 ) -> np.ndarray:
-    """New positions in px, [num_variants, N, 2], for a whole map in one pass (attention cost is linear in N)."""
+    """New positions in px, [num_variants, N, 2], for a whole map in one pass (attention cost is linear in N).
+    `style_features` (a reference map's descriptor) stand in for the style class's own."""
     import torch
 
     from data.dataset import denormalize_positions, full_map_sample, normalize_positions
@@ -109,6 +139,8 @@ def generate_positions(
         "style": batch["style"],
         "mask": batch["mask"],
     }
+    if style_features is not None:
+        extra["style_features"] = torch.from_numpy(np.asarray(style_features, np.float32)).expand(num_variants, -1)
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn(batch["position"].shape, generator=generator)
     prediction = ckpt["extra"].get("prediction", "v")
@@ -222,7 +254,7 @@ def generate_replay_grid(
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn((1, len(ticks), len(CHANNELS)), generator=generator) * temperature
     prediction = ckpt["extra"].get("prediction", "v")
-    model_fn = diffusion.denoiser(diffusion.guided(model, cfg_scale, class_key="player"), prediction=prediction)
+    model_fn = diffusion.denoiser(diffusion.guided(model, cfg_scale), prediction=prediction)
     with torch.inference_mode():
         x0 = diffusion.SAMPLERS[sampler](
             model_fn, noise, steps, extra_args=extra, disable=not progress, generator=generator
@@ -277,7 +309,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     style = p.add_mutually_exclusive_group()
     style.add_argument("--style-id", type=int, help="BeatmapID whose style to map in (see --list-styles)")
     style.add_argument("--mapper", help="mapper name whose style to map in (see --list-styles)")
-    p.add_argument("--cfg-scale", type=float, default=1.0, help="classifier-free guidance scale (1 = one pass)")
+    style.add_argument(
+        "--style-from",
+        type=Path,
+        metavar="OSU",
+        help="map in the style of this .osu, known to the checkpoint or not (style by example)",
+    )
+    p.add_argument(
+        "--cfg-scale",
+        type=float,
+        default=None,
+        help=f"classifier-free guidance scale (1 = one pass; default {STYLE_CFG_SCALE:g} for a map style, else 1)",
+    )
     p.add_argument("--num-sampling-steps", type=int, default=20, help="denoising steps")
     p.add_argument("--sampler", choices=sorted(SAMPLERS), default="ddim", help="sampler")
     p.add_argument("--seed", type=int, default=0, help="seed; the same seed gives the same bytes")
@@ -351,7 +394,7 @@ def run(args: argparse.Namespace) -> list[Path]:
             "player": player,
             "mods": mods,
             "player_name": REPLAY_PLAYER_NAME if player == 0 else f"{REPLAY_PLAYER_NAME} {players.players[player - 1]}",
-            "cfg_scale": args.cfg_scale,
+            "cfg_scale": 1.0 if args.cfg_scale is None else args.cfg_scale,
             "steps": args.num_sampling_steps,
             "sampler": args.sampler,
             "seed": args.seed,
@@ -371,20 +414,25 @@ def run(args: argparse.Namespace) -> list[Path]:
         list_styles(styles)
         return []
     style = resolve_style(styles, args.style_id, args.mapper)
+    reference = reference_features(model, args.style_from) if args.style_from else None
     beatmap = read_beatmap_input(args.beatmap, args.difficulty)
     texts = remap(
         beatmap,
         model,
         ckpt,
         style,
-        cfg_scale=args.cfg_scale,
+        cfg_scale=guidance_scale(args.cfg_scale, styled=bool(style or reference)),
         steps=args.num_sampling_steps,
         sampler=args.sampler,
         seed=args.seed,
         num_variants=args.num_variants,
         progress=args.progress,
+        style_features=reference[1] if reference else None,
     )
-    label = "no style" if style == 0 else (f"style {args.style_id}" if args.style_id else f"mapper {args.mapper}")
+    if reference:
+        label = reference[0]
+    else:
+        label = "no style" if style == 0 else (f"style {args.style_id}" if args.style_id else f"mapper {args.mapper}")
     version = beatmap.version or "Unknown"
     written = []
     for i, text in enumerate(texts):

@@ -76,9 +76,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--style-features",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="position task: give each style class a fixed descriptor of its maps' turning and field use",
+        choices=["window", "map", "off"],
+        default="window",
+        help="position task: condition each training window on the turning and field-use descriptor of its own "
+        "points (window), of its whole map or mapper (map), or on the class embedding alone (off); with window "
+        "or map, sampling can ask for any map's descriptor",
     )
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
     p.add_argument("--seed", type=int, default=0, help="seed of data order, augmentation, noise and init")
@@ -267,9 +269,8 @@ def main(args: argparse.Namespace) -> None:
         if config.num_classes != num_classes:
             raise BadInputError(args.resume, f"has {config.num_classes} classes, the cache {num_classes}")
     elif args.task == "position":
-        config = preset_config(
-            args.model, num_classes=num_classes, class_feature_dim=STYLE_FEATURE_DIM if args.style_features else 0
-        )
+        feature_dim = 0 if args.style_features == "off" else STYLE_FEATURE_DIM
+        config = preset_config(args.model, num_classes=num_classes, class_feature_dim=feature_dim)
     else:
         config = replay_config(args.model, num_classes=num_classes, num_features=NUM_MODEL_FEATURES)
     set_seed(args.seed)
@@ -373,6 +374,8 @@ def main(args: argparse.Namespace) -> None:
                 "kind": batch["kind"],
                 "style": batch["style"],
             }
+            if args.style_features == "window":
+                kwargs["style_features"] = batch["style_features"]
         else:
             kwargs = {"features": batch["features"], "time_ms": batch["time_ms"], "player": batch["player"]}
         if not drop_labels:

@@ -23,6 +23,7 @@ from data.prepare import (
     load_datapoints,
     styles_fingerprint,
 )
+from data.style_features import span_features
 from data.styles import StyleTable
 
 # normalized = (px - center) / scale: the 512x384 playfield maps into [-0.8, 0.8] x [-0.6, 0.6], leaving room for
@@ -121,6 +122,7 @@ def _tensors(
     kind: np.ndarray,
     mask: np.ndarray,
     style: int,
+    style_features: np.ndarray,
 ) -> dict[str, torch.Tensor]:
     return {
         "position": torch.from_numpy(np.asarray(position, np.float32)),
@@ -131,6 +133,7 @@ def _tensors(
         "kind": torch.from_numpy(np.asarray(kind, np.int64)),
         "mask": torch.from_numpy(np.asarray(mask, bool)),
         "style": torch.tensor(int(style), dtype=torch.int64),
+        "style_features": torch.from_numpy(np.asarray(style_features, np.float32)),
     }
 
 
@@ -139,7 +142,8 @@ def full_map_sample(datapoints: Datapoints, style: int) -> dict[str, torch.Tenso
     n = len(datapoints)
     time_ms = datapoints.time_ms - (datapoints.time_ms[0] if n else 0.0)
     position = normalize_positions(datapoints.position)
-    return _tensors(position, time_ms, datapoints.distance, datapoints.kind, np.ones(n, bool), style)
+    features = span_features(datapoints.position, datapoints.kind)
+    return _tensors(position, time_ms, datapoints.distance, datapoints.kind, np.ones(n, bool), style, features)
 
 
 class WindowDataset(Dataset):
@@ -201,6 +205,8 @@ class WindowDataset(Dataset):
         distance[:n] = datapoints.distance[start:end]
         kind[:n] = datapoints.kind[start:end]
         mask[:n] = True
+        # Mirrors leave the descriptor unchanged (it holds angles and spreads only), so it is taken here.
+        features = span_features(datapoints.position[start:end], datapoints.kind[start:end])
         beatmap_class = self._beatmap_class[map_index]
         mapper_class = self._mapper_class[map_index]
         style = beatmap_class
@@ -211,7 +217,7 @@ class WindowDataset(Dataset):
             position[:n] *= np.array(MIRRORS[rng.integers(len(MIRRORS))], np.float32)
             if mapper_class > 0 and rng.random() < 0.5:
                 style = mapper_class
-        return _tensors(position, time_ms, distance, kind, mask, style)
+        return _tensors(position, time_ms, distance, kind, mask, style, features)
 
 
 def window_starts(n: int, seq_len: int, stride: int) -> list[int]:

@@ -3,8 +3,10 @@
 The position model is given every datapoint's time, type and distance to the previous one, so what is left
 for a style to say is where the cursor turns: the turning-angle distribution at jumps and in streams, whether
 turns keep one rotation (circular flow) or alternate (zig-zag), and how much of the playfield the map uses.
-A learned class embedding alone sees a handful of sparse updates per class in a CPU-sized training run; this
-descriptor gives every map's class a dense, informative starting point that also exists for unseen maps.
+A learned class embedding alone sees a handful of sparse updates per class in a CPU-sized training run, and a
+whole-map descriptor is a weak, blurred target for any one window. So the trainer conditions every window on the
+descriptor of its own points (what the network must reproduce), and sampling asks for the descriptor of the
+style's map or mapper, or of any reference map (style by example).
 """
 
 from __future__ import annotations
@@ -42,7 +44,12 @@ def _histogram(angles: np.ndarray, bins: int) -> np.ndarray:
 
 def style_features(datapoints: Datapoints) -> np.ndarray:
     """float32 [STYLE_FEATURE_DIM] descriptor of a map (zeros where it has too few objects to say)."""
-    points = datapoints.position[np.isin(datapoints.kind, _HIT_KINDS)].astype(np.float64)
+    return span_features(datapoints.position, datapoints.kind)
+
+
+def span_features(position_px: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """The descriptor of any run of datapoints (a whole map, or one training window), positions in px."""
+    points = np.asarray(position_px)[np.isin(kind, _HIT_KINDS)].astype(np.float64)
     features = np.zeros(STYLE_FEATURE_DIM, np.float32)
     if len(points) < 3:
         return features

@@ -154,12 +154,13 @@ def training_losses(
 #################################################################################
 
 
-def guided(model_fn: ModelFn, cfg_scale: float, *, class_key: str = "style", null_class: int = 0) -> ModelFn:
+def guided(model_fn: ModelFn, cfg_scale: float) -> ModelFn:
     """Classifier-free guidance (Ho & Salimans 2022, arXiv:2207.12598): out = u + s (c - u).
 
-    Conditional and unconditional halves run as one doubled batch; with cfg_scale == 1 the model is
-    returned unchanged, so guidance off costs a single pass. Put the model in eval mode first, or its
-    training-time label dropout mixes into the conditional half.
+    Conditional and unconditional halves run as one doubled batch, the second half with every condition dropped
+    through the model's own `force_drop_ids` (so a class label and any descriptor beside it go null together);
+    with cfg_scale == 1 the model is returned unchanged, so guidance off costs a single pass. Put the model in
+    eval mode first, or its training-time label dropout mixes into the conditional half.
     """
     if cfg_scale == 1:
         return model_fn
@@ -170,8 +171,11 @@ def guided(model_fn: ModelFn, cfg_scale: float, *, class_key: str = "style", nul
             k: torch.cat([v, v]) if isinstance(v, Tensor) and v.dim() > 0 and v.shape[0] == batch else v
             for k, v in kwargs.items()
         }
-        cond = kwargs[class_key]
-        doubled[class_key] = torch.cat([cond, torch.full_like(cond, null_class)])
+        keep, drop = (
+            torch.zeros(batch, dtype=torch.long, device=x.device),
+            torch.ones(batch, dtype=torch.long, device=x.device),
+        )
+        doubled["force_drop_ids"] = torch.cat([keep, drop])
         out = model_fn(torch.cat([x, x]), torch.cat([t, t]), **doubled)
         cond_out, uncond_out = out.chunk(2)
         return uncond_out + cfg_scale * (cond_out - uncond_out)

@@ -139,20 +139,27 @@ class LabelEmbedder(nn.Module):
                 nn.Linear(feature_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size)
             )
 
-    def token_drop(self, labels: Tensor, force_drop_ids: Tensor | None = None) -> Tensor:
-        """Replace labels by NULL_CLASS at random, or where force_drop_ids == 1."""
+    def drop_mask(self, labels: Tensor, force_drop_ids: Tensor | None = None) -> Tensor:
+        """Rows to replace by the null condition: at random, or where force_drop_ids == 1."""
         if force_drop_ids is None:
-            drop = torch.rand(labels.shape[0], device=labels.device) < self.dropout_prob
-        else:
-            drop = force_drop_ids == 1
-        return torch.where(drop, torch.full_like(labels, NULL_CLASS), labels)
+            return torch.rand(labels.shape[0], device=labels.device) < self.dropout_prob
+        return force_drop_ids == 1
 
-    def forward(self, labels: Tensor, train: bool, force_drop_ids: Tensor | None = None) -> Tensor:
+    def forward(
+        self, labels: Tensor, train: bool, force_drop_ids: Tensor | None = None, features: Tensor | None = None
+    ) -> Tensor:
+        """`features` [B, F], when given, replace the class's own descriptor (a training window's, or a reference
+        map's); dropped rows get the null class and a zero descriptor alike."""
         if (train and self.dropout_prob > 0) or force_drop_ids is not None:
-            labels = self.token_drop(labels, force_drop_ids)
+            drop = self.drop_mask(labels, force_drop_ids)
+            labels = torch.where(drop, torch.full_like(labels, NULL_CLASS), labels)
+            if features is not None:
+                features = torch.where(drop[:, None], torch.zeros_like(features), features)
         embedding = self.embedding_table(labels)
         if hasattr(self, "class_features"):
-            embedding = embedding + self.feature_mlp(self.class_features[labels])
+            if features is None:
+                features = self.class_features[labels]
+            embedding = embedding + self.feature_mlp(features.to(embedding.dtype))
         return embedding
 
 
@@ -293,10 +300,12 @@ class PositionDiT(nn.Module):
         kind: Tensor,
         style: Tensor,
         mask: Tensor,
+        style_features: Tensor | None = None,
         force_drop_ids: Tensor | None = None,
     ) -> Tensor:
         """x [B, L, 2] noisy positions, t [B] in [0, 1], time_ms/distance [B, L] float, kind [B, L] long,
-        style [B] long (0 = null), mask [B, L] bool (True = real) -> network output [B, L, 2]."""
+        style [B] long (0 = null), mask [B, L] bool (True = real) -> network output [B, L, 2].
+        style_features [B, F] (models with a class_feature_dim) replace the style class's own descriptor."""
         time_ms = time_ms.float()
         tokens = (
             self.x_embedder(x)
@@ -305,7 +314,8 @@ class PositionDiT(nn.Module):
             + self.distance_embedder(distance)
             + self.kind_embedder(kind.long())
         )  # [B, L, H]
-        c = self.t_embedder(t) + self.style_embedder(style.long(), self.training, force_drop_ids)  # [B, H]
+        style_c = self.style_embedder(style.long(), self.training, force_drop_ids, style_features)
+        c = self.t_embedder(t) + style_c  # [B, H]
         tokens = self.backbone(tokens, c, mask)
         return self.final_layer(tokens, c)
 

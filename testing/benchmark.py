@@ -233,8 +233,12 @@ def add_train(subparsers: argparse._SubParsersAction, common: list[argparse.Argu
     parser.add_argument("--steps", type=int, default=5, help="timed steps")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--mixed-precision", choices=["auto", "no", "bf16"], default="auto",
-                        help="autocast as train.py does (auto: bf16 where the CPU computes it natively)")
+    parser.add_argument(
+        "--mixed-precision",
+        choices=["auto", "no", "bf16"],
+        default="auto",
+        help="autocast as train.py does (auto: bf16 where the CPU computes it natively)",
+    )
     parser.set_defaults(func=run_train, show=print_train)
 
 

@@ -216,7 +216,8 @@ class Remapper:
 
         self.sample = sample
         self.model, self.ckpt, self.styles = sample.load_position_model(ckpt)
-        self.kwargs = dict(cfg_scale=cfg_scale, steps=steps, sampler=sampler, seed=seed, progress=False)
+        self.cfg_scale = cfg_scale
+        self.kwargs = dict(steps=steps, sampler=sampler, seed=seed, progress=False)
 
     def style(self, style_id: int | None, mapper: str | None) -> int:
         return self.sample.resolve_style(self.styles, style_id, mapper)
@@ -226,7 +227,8 @@ class Remapper:
         from data.codec import encode_text
 
         started = time.perf_counter()
-        text = self.sample.remap(beatmap, self.model, self.ckpt, style, **self.kwargs)[0]
+        cfg_scale = self.sample.guidance_scale(self.cfg_scale, styled=style != 0)
+        text = self.sample.remap(beatmap, self.model, self.ckpt, style, cfg_scale=cfg_scale, **self.kwargs)[0]
         label = self.sample.style_label(self.styles, style)
         text = self.sample.set_version(text, f"{beatmap.version or 'Unknown'} (osu-dit {label})")
         return text, encode_text(beatmap, text), time.perf_counter() - started
@@ -303,7 +305,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     table = pd.DataFrame(rows, columns=COLUMNS)
     summary = summarize(table, skipped, failures)
     summary.update(style=label, ckpt=str(args.ckpt), seed=args.seed, sampler=args.sampler,
-                   steps=args.num_sampling_steps, cfg_scale=args.cfg_scale)  # fmt: skip
+                   steps=args.num_sampling_steps,
+                   cfg_scale=remapper.sample.guidance_scale(args.cfg_scale, styled=style != 0))  # fmt: skip
     _write_table(args.output / "evaluation.csv", table)
     write_text_atomic(args.output / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     if rows:
@@ -482,7 +485,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar=("ID_A", "ID_B"),
         help="remap each map with both BeatmapIDs and report how much more A turns than B",
     )
-    p.add_argument("--cfg-scale", type=float, default=1.0, help="classifier-free guidance scale")
+    p.add_argument(
+        "--cfg-scale", type=float, default=None, help="classifier-free guidance scale (default: as sample.py's)"
+    )
     p.add_argument("--num-sampling-steps", type=int, default=20, help="denoising steps")
     p.add_argument("--sampler", choices=sorted(SAMPLERS), default="ddim", help="sampler")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler and of the random-walk baseline")

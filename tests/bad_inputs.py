@@ -327,9 +327,7 @@ def slider_without_curve(fixtures: Path, dest: Path) -> Path:
     return _write(dest, "slider_without_curve.osu", _join(head, objects, newline))
 
 
-OSU_QUIRKS: dict[str, Builder] = {
-    f.__name__: f for f in (far_off_anchor, overflowing_red_line, slider_without_curve)
-}
+OSU_QUIRKS: dict[str, Builder] = {f.__name__: f for f in (far_off_anchor, overflowing_red_line, slider_without_curve)}
 
 
 ODD_BEATMAPS: dict[str, Builder] = {

@@ -1,6 +1,6 @@
 import pytest
 
-from data.atomic import write_bytes_atomic, atomic_path
+from data.atomic import atomic_path, write_bytes_atomic
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):

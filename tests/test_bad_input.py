@@ -199,6 +199,20 @@ def test_bad_beatmaps_are_refused_by_every_entry_point(entry, bad_files, tmp_pat
     assert not failures, "\n\n".join(failures)
 
 
+def test_bad_beatmaps_are_refused_as_a_style_reference(bad_files, checkpoint, tmp_path):
+    source = next((FIXTURES / "songs").rglob("*.osu"))
+    failures = []
+    for name, bad in bad_files.items():
+        out = tmp_path / name
+        out.mkdir()
+        args = ["sample.py", "--beatmap", str(source), "--ckpt", str(checkpoint), "--style-from", str(bad)]
+        try:
+            check_refused([*args, "--output", str(out / "x.osu"), *SAMPLE_FAST], bad, out, in_process=True)
+        except Exception as err:
+            failures.append(f"--style-from {name}: {type(err).__name__}: {err}")
+    assert not failures, "\n\n".join(failures)
+
+
 @pytest.mark.parametrize("entry", sorted(IN_PROCESS & set(ENTRY_POINTS)))
 def test_bad_beatmaps_are_refused_as_a_process(entry, bad_files, tmp_path, request):
     ckpt = request.getfixturevalue("checkpoint") if entry in NEEDS_CKPT else None

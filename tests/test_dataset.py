@@ -18,6 +18,7 @@ from data.dataset import (
     window_starts,
 )
 from data.prepare import STYLES_FILE, prepare
+from data.style_features import STYLE_FEATURE_DIM
 
 SEQ_LEN = 32
 STRIDE = 16
@@ -80,6 +81,7 @@ def test_sample_fields_have_the_promised_types(cache: Path):
         "kind": (torch.int64, (SEQ_LEN,)),
         "mask": (torch.bool, (SEQ_LEN,)),
         "style": (torch.int64, ()),
+        "style_features": (torch.float32, (STYLE_FEATURE_DIM,)),
     }
     assert {k: (v.dtype, tuple(v.shape)) for k, v in sample.items()} == expected
 

@@ -91,7 +91,8 @@ def test_samplers_are_deterministic_given_a_generator(batch, name):
 def test_guidance_batches_cond_and_uncond_once(batch):
     calls = []
 
-    def model_fn(x, t, *, style, mask):
+    def model_fn(x, t, *, style, mask, force_drop_ids):
+        style = torch.where(force_drop_ids == 1, NULL_CLASS, style)
         calls.append(style.tolist())
         return x * (style[:, None, None].float() + 1)
 

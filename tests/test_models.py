@@ -32,7 +32,7 @@ def big_map_path() -> Path:
 def map_batch(datapoints: Datapoints, length: int, starts: list[int], style: list[int]) -> dict[str, torch.Tensor]:
     """Windows of `length` datapoints from `starts` as model inputs, normalized by the dataset's own code."""
     whole = full_map_sample(datapoints, 0)
-    windows = [{k: v[s : s + length] for k, v in whole.items() if k != "style"} for s in starts]
+    windows = [{k: v[s : s + length] for k, v in whole.items() if k not in ("style", "style_features")} for s in starts]
     batch = {k: torch.stack([w[k] for w in windows]) for k in windows[0]}
     batch["time_ms"] = batch["time_ms"] - batch["time_ms"][:, :1]
     batch["x0"] = batch.pop("position")
@@ -184,12 +184,32 @@ def test_forced_label_drop_is_the_null_class(big_map):
     assert not torch.allclose(dropped[0], dropped[1])
 
 
+def test_given_style_features_stand_in_for_the_class_descriptor(big_map):
+    from data.style_features import STYLE_FEATURE_DIM
+
+    model = randomize_zero_init(tiny_model(class_feature_dim=STYLE_FEATURE_DIM)).eval()
+    table = torch.rand(NUM_STYLES, STYLE_FEATURE_DIM, generator=torch.Generator().manual_seed(1))
+    table[NULL_CLASS] = 0
+    model.style_embedder.class_features.copy_(table)
+    batch = map_batch(big_map, 64, [0, 0], [1, 2])
+    x = torch.randn_like(batch["x0"])
+    t = torch.tensor([0.5, 0.5])
+    kw = model_kwargs(batch)
+    by_class = model(x, t, **kw)
+    torch.testing.assert_close(model(x, t, **kw, style_features=table[[1, 2]]), by_class)
+    swapped = model(x, t, **kw, style_features=table[[2, 1]])
+    assert not torch.allclose(swapped, by_class)
+    # A dropped row is the null condition whatever descriptor came with it (guidance's unconditional half).
+    dropped = model(x, t, **kw, style_features=table[[2, 1]], force_drop_ids=torch.tensor([1, 1]))
+    torch.testing.assert_close(dropped, model(x, t, **{**kw, "style": torch.tensor([NULL_CLASS, NULL_CLASS])}))
+
+
 def test_training_mode_drops_labels_at_the_configured_rate():
     model = tiny_model(class_dropout_prob=0.25).train()
     torch.manual_seed(0)
     labels = torch.full((4000,), 2)
-    dropped = model.style_embedder.token_drop(labels)
-    assert 0.2 < (dropped == NULL_CLASS).float().mean() < 0.3
+    dropped = model.style_embedder.drop_mask(labels)
+    assert 0.2 < dropped.float().mean() < 0.3
 
 
 def test_guidance_scale_one_is_one_conditional_pass(big_map):

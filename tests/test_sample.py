@@ -11,8 +11,13 @@ from tests.tiny_checkpoints import tiny_position_checkpoint
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return sample.load_position_model(tiny_position_checkpoint(tmp_path_factory.mktemp("tiny")))
+def tiny_ckpt(tmp_path_factory):
+    return tiny_position_checkpoint(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_ckpt):
+    return sample.load_position_model(tiny_ckpt)
 
 
 def test_generated_positions_stay_in_the_playfield(tiny, fixture_maps):
@@ -43,3 +48,21 @@ def test_remap_keeps_rhythm_and_is_deterministic(tiny, fixture_maps):
             assert abs(duration - source.slider_duration_ms(old) * old.slides) <= 2
     moved = np.mean([(n.x, n.y) != (o.x, o.y) for n, o in zip(remapped.hit_objects, source.hit_objects, strict=True)])
     assert moved > 0.9
+
+
+def test_style_from_a_reference_map_reaches_the_network_and_names_the_remap(tiny, tiny_ckpt, fixture_maps, tmp_path):
+    # The tiny model is barely trained, so this checks the path, not the quality (testing/evaluate.py does that).
+    model, ckpt, _ = tiny
+    source = next(p for p in fixture_maps if "Red Goose" in p.name)
+    reference = next(p for p in fixture_maps if "Natsukoi" in p.name)
+    label, features = sample.reference_features(model, reference)
+    datapoints = encode(read_beatmap(source))
+    plain = sample.generate_positions(model, ckpt, datapoints, 0, steps=3, progress=False)
+    styled = sample.generate_positions(model, ckpt, datapoints, 0, steps=3, progress=False, style_features=features)
+    assert not np.array_equal(plain, styled)
+
+    out = tmp_path / "styled.osu"
+    args = ["--beatmap", str(source), "--ckpt", str(tiny_ckpt), "--style-from", str(reference), "--output", str(out)]
+    assert sample.main([*args, "--num-sampling-steps", "3", "--no-progress"]) == 0
+    assert label == f"style {read_beatmap(reference).beatmap_id}"
+    assert read_beatmap(out).version.endswith(f"(osu-dit {label})")
