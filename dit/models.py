@@ -32,6 +32,9 @@ class DiTConfig:
     class_dropout_prob: float = 0.1
     num_classes: int = 1  # size of the style table INCLUDING the null class 0
     class_feature_dim: int = 0  # length of a fixed per-class style descriptor (0: class embedding only)
+    # Share of training rows that keep their descriptor but lose the class label: teaches the network a style
+    # from the descriptor alone, which is all a reference map unknown to the checkpoint (--style-from) has.
+    label_only_dropout_prob: float = 0.1
     in_channels: int = 2
     frequency_embedding_size: int = 256
     time_min_period_ms: float = 10.0
@@ -127,10 +130,18 @@ class ScalarEmbedder(nn.Module):
 class LabelEmbedder(nn.Module):
     """Class ids [B] -> [B, H]; during training drops labels to NULL_CLASS for classifier-free guidance."""
 
-    def __init__(self, num_classes: int, hidden_size: int, dropout_prob: float, feature_dim: int = 0):
+    def __init__(
+        self,
+        num_classes: int,
+        hidden_size: int,
+        dropout_prob: float,
+        feature_dim: int = 0,
+        label_only_dropout_prob: float = 0.0,
+    ):
         super().__init__()
         self.embedding_table = nn.Embedding(num_classes, hidden_size)
         self.dropout_prob = dropout_prob
+        self.label_only_dropout_prob = label_only_dropout_prob
         if feature_dim:
             # A fixed descriptor per class (set by the trainer, saved in the state dict) through an MLP: every
             # map teaches the MLP, while a class's own embedding row is updated only by its own few windows.
@@ -155,6 +166,9 @@ class LabelEmbedder(nn.Module):
             labels = torch.where(drop, torch.full_like(labels, NULL_CLASS), labels)
             if features is not None:
                 features = torch.where(drop[:, None], torch.zeros_like(features), features)
+                if train and force_drop_ids is None and self.label_only_dropout_prob > 0:
+                    label_only = torch.rand(labels.shape[0], device=labels.device) < self.label_only_dropout_prob
+                    labels = torch.where(label_only, torch.full_like(labels, NULL_CLASS), labels)
         embedding = self.embedding_table(labels)
         if hasattr(self, "class_features"):
             if features is None:
@@ -284,7 +298,11 @@ class PositionDiT(nn.Module):
         self.distance_embedder = ScalarEmbedder(h, DISTANCE_MIN_PERIOD, DISTANCE_MAX_PERIOD, f)
         self.kind_embedder = nn.Embedding(NUM_DATAPOINT_TYPES, h)
         self.style_embedder = LabelEmbedder(
-            config.num_classes, h, config.class_dropout_prob, feature_dim=config.class_feature_dim
+            config.num_classes,
+            h,
+            config.class_dropout_prob,
+            feature_dim=config.class_feature_dim,
+            label_only_dropout_prob=config.label_only_dropout_prob,
         )
         self.backbone = DiTBackbone(config)
         self.final_layer = FinalLayer(h, config.in_channels)
