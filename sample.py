@@ -141,8 +141,11 @@ def generate_positions(
     }
     if style_features is not None:
         extra["style_features"] = torch.from_numpy(np.asarray(style_features, np.float32)).expand(num_variants, -1)
+    device = next(model.parameters()).device
+    extra = {k: v.to(device) for k, v in extra.items()}
+    # Noise comes from a CPU generator on every device, so a seed means the same starting point everywhere.
     generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn(batch["position"].shape, generator=generator)
+    noise = torch.randn(batch["position"].shape, generator=generator).to(device)
     prediction = ckpt["extra"].get("prediction", "v")
     # Clip every denoised estimate to the playfield: objects must stay where players can reach them.
     bounds = normalize_positions(np.array([[0, 0], [PLAYFIELD_WIDTH, PLAYFIELD_HEIGHT]], np.float32))
@@ -152,7 +155,7 @@ def generate_positions(
         x0 = diffusion.SAMPLERS[sampler](
             model_fn, noise, steps, extra_args=extra, disable=not progress, generator=generator
         )
-    return np.stack([denormalize_positions(v) for v in x0.numpy()])
+    return np.stack([denormalize_positions(v) for v in x0.float().cpu().numpy()])
 
 
 def remap(beatmap, model, ckpt: dict, style: int, **generate_kwargs) -> list[str]:
@@ -251,15 +254,17 @@ def generate_replay_grid(
         "player": torch.tensor([int(player)]),
         "mask": torch.ones(1, len(ticks), dtype=torch.bool),
     }
+    device = next(model.parameters()).device
+    extra = {k: v.to(device) for k, v in extra.items()}
     generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn((1, len(ticks), len(CHANNELS)), generator=generator) * temperature
+    noise = (torch.randn((1, len(ticks), len(CHANNELS)), generator=generator) * temperature).to(device)
     prediction = ckpt["extra"].get("prediction", "v")
     model_fn = diffusion.denoiser(diffusion.guided(model, cfg_scale), prediction=prediction)
     with torch.inference_mode():
         x0 = diffusion.SAMPLERS[sampler](
             model_fn, noise, steps, extra_args=extra, disable=not progress, generator=generator
         )
-    x, y, k1, k2 = decode_targets(x0[0].numpy(), reference)
+    x, y, k1, k2 = decode_targets(x0[0].float().cpu().numpy(), reference)
     return ReplayGrid(ticks, x, y, k1, k2, step_ms, play.rate)
 
 
@@ -327,6 +332,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num-variants", type=int, default=1, help="write this many remaps with different noise")
     p.add_argument("--output", type=Path, help="output .osu (default: a descriptive name in the working directory)")
     p.add_argument("--ckpt", type=Path, default=DEFAULT_CKPT, help="position-model checkpoint")
+    p.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="where the models run (auto: a CUDA GPU when there is one; outputs may differ from the CPU's in the "
+        "last bits, so byte-identical reruns need the same device)",
+    )
     p.add_argument("--list-styles", action="store_true", help="print the beatmaps and mappers the checkpoint knows")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
@@ -376,16 +388,26 @@ def default_replay_output(beatmap, label: str, seed: int) -> Path:
     return Path.cwd() / re.sub(r'[<>:"/\\|?*]', "_", f"{stem} (osu-dit {label}, seed {seed}).osr")
 
 
+def pick_device(name: str) -> str:
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BadInputError(None, "--device cuda: no CUDA GPU is visible to torch")
+    return "cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name)
+
+
 def run(args: argparse.Namespace) -> list[Path]:
     from data.atomic import write_text_atomic
     from data.inputs import read_beatmap_input
     from data.mods import mods_to_string, parse_mods
     from data.osu_file import read_beatmap
 
+    device = pick_device(args.device)
     replaying = args.replay or args.replay_only or args.list_players
     if replaying:
         mods = parse_mods(args.mods)
         replay_model, replay_ckpt, players = load_replay_model(args.replay_ckpt)
+        replay_model.to(device)
         if args.list_players:
             list_players(players)
             return []
@@ -410,6 +432,7 @@ def run(args: argparse.Namespace) -> list[Path]:
         return [out, *write_companions(args, beatmap, [out])]
 
     model, ckpt, styles = load_position_model(args.ckpt)
+    model.to(device)
     if args.list_styles:
         list_styles(styles)
         return []

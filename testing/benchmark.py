@@ -138,9 +138,10 @@ def _time_train(args: argparse.Namespace, cache: Path) -> dict:
     import torch
 
     from data.dataset import WindowDataset, load_cache
+    from data.style_features import STYLE_FEATURE_DIM
     from dit import diffusion
     from dit.models import PositionDiT, preset_config
-    from train import resolve_precision
+    from train import make_optimizer, resolve_precision
 
     precision = resolve_precision(args.mixed_precision)  # the same choice train.py makes on this machine
     table, styles, arrays = load_cache(cache)
@@ -148,9 +149,9 @@ def _time_train(args: argparse.Namespace, cache: Path) -> dict:
     if len(dataset) == 0:
         raise SystemExit(f"{cache}: no training windows")
     torch.manual_seed(0)
-    model = PositionDiT(preset_config(args.model, num_classes=len(styles)))
+    model = PositionDiT(preset_config(args.model, num_classes=len(styles), class_feature_dim=STYLE_FEATURE_DIM))
     ema = copy.deepcopy(model).requires_grad_(False)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.99))
+    optimizer = make_optimizer(model, lr=1e-4)
     model.train()
     generator = torch.Generator().manual_seed(0)
     order = torch.randperm(len(dataset), generator=generator).tolist()
@@ -162,7 +163,7 @@ def _time_train(args: argparse.Namespace, cache: Path) -> dict:
     def step(indices: list[int]) -> int:
         items = [dataset[i] for i in indices]
         batch = {key: torch.stack([item[key] for item in items]) for key in items[0]}
-        kwargs = {k: batch[k] for k in ("time_ms", "distance", "kind", "style")}
+        kwargs = {k: batch[k] for k in ("time_ms", "distance", "kind", "style", "style_features")}
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             out = diffusion.training_losses(model, batch["position"], model_kwargs=kwargs, mask=batch["mask"],
                                             generator=generator)  # fmt: skip
