@@ -2,7 +2,7 @@
 
     python testing/evaluate.py --input DIR_OR_FILES... --output DIR [--ckpt PATH] [--style-id ID | --mapper NAME]
                                [--cfg-scale S] [--num-sampling-steps N] [--sampler NAME] [--seed S] [--limit N]
-    python testing/evaluate.py --input DIR --output DIR --compare-styles 1849273 668662
+    python testing/evaluate.py --input DIR --output DIR --compare-styles 1849273 668662   # BeatmapIDs or .osu files
 
 Both files of each pair are read by independent readers: the slider library (falling back to our parser only
 when slider cannot read the source, e.g. its numpy-2 Catmull fault) and rosu-pp. Per map: valid and same object
@@ -222,14 +222,24 @@ class Remapper:
     def style(self, style_id: int | None, mapper: str | None) -> int:
         return self.sample.resolve_style(self.styles, style_id, mapper)
 
-    def remap(self, beatmap, style: int) -> tuple[str, bytes, float]:
+    def reference(self, spec: str) -> tuple[str, int, np.ndarray | None]:
+        """(label, style class, descriptor) of a BeatmapID the checkpoint knows, or of any .osu (by example)."""
+        if spec.isdigit():
+            return f"style {spec}", self.style(int(spec), None), None
+        label, features = self.sample.reference_features(self.model, Path(spec))
+        return label, 0, features
+
+    def remap(
+        self, beatmap, style: int, style_features: np.ndarray | None = None, label: str | None = None
+    ) -> tuple[str, bytes, float]:
         """(text, bytes in the source's encoding, seconds) of the remapped map."""
         from data.codec import encode_text
 
         started = time.perf_counter()
-        cfg_scale = self.sample.guidance_scale(self.cfg_scale, styled=style != 0)
-        text = self.sample.remap(beatmap, self.model, self.ckpt, style, cfg_scale=cfg_scale, **self.kwargs)[0]
-        label = self.sample.style_label(self.styles, style)
+        styled = style != 0 or style_features is not None
+        kwargs = dict(self.kwargs, cfg_scale=self.sample.guidance_scale(self.cfg_scale, styled=styled))
+        text = self.sample.remap(beatmap, self.model, self.ckpt, style, style_features=style_features, **kwargs)[0]
+        label = label or self.sample.style_label(self.styles, style)
         text = self.sample.set_version(text, f"{beatmap.version or 'Unknown'} (osu-dit {label})")
         return text, encode_text(beatmap, text), time.perf_counter() - started
 
@@ -402,10 +412,9 @@ def _write_table(path: Path, table: pd.DataFrame) -> None:
 
 
 def compare_styles(args: argparse.Namespace) -> dict:
-    """Remap each map with both style ids (same seed) and report how much more the first turns than the second."""
+    """Remap each map in both styles (same seed) and report how much more the first turns than the second."""
     remapper = Remapper(args.ckpt, args.cfg_scale, args.num_sampling_steps, args.sampler, args.seed)
-    id_a, id_b = args.compare_styles
-    style_a, style_b = remapper.style(id_a, None), remapper.style(id_b, None)
+    (id_a, style_a, features_a), (id_b, style_b, features_b) = map(remapper.reference, args.compare_styles)
     paths = collect_inputs(args.input)[: args.limit]
     rows, skipped, failures = [], [], []
     for path in paths:
@@ -414,9 +423,9 @@ def compare_styles(args: argparse.Namespace) -> dict:
             continue
         try:
             row = {"source": str(path)}
-            for key, style_id, style in (("a", id_a, style_a), ("b", id_b, style_b)):
-                text, data, _ = remapper.remap(beatmap, style)
-                write_bytes_atomic(args.output / "maps" / output_name(path, args.input, f"style {style_id}"), data)
+            for key, name, style, features in (("a", id_a, style_a, features_a), ("b", id_b, style_b, features_b)):
+                text, data, _ = remapper.remap(beatmap, style, features, name)
+                write_bytes_atomic(args.output / "maps" / output_name(path, args.input, name), data)
                 judged = judge_pair(beatmap.text, beatmap.raw, text, data, seed=args.seed)
                 row[f"mean_turn_{key}_rad"] = judged["mean_turn_output_rad"]
                 row[f"jumps_{key}"] = judged["jumps_output"]
@@ -430,8 +439,8 @@ def compare_styles(args: argparse.Namespace) -> dict:
             continue
         rows.append(row)
         print(
-            f"{Path(path).name}: mean turn {row['mean_turn_a_rad']:.3f} (style {id_a}) vs "
-            f"{row['mean_turn_b_rad']:.3f} (style {id_b}): difference {row['turn_difference_rad']:+.3f} rad",
+            f"{Path(path).name}: mean turn {row['mean_turn_a_rad']:.3f} ({id_a}) vs "
+            f"{row['mean_turn_b_rad']:.3f} ({id_b}): difference {row['turn_difference_rad']:+.3f} rad",
             flush=True,
         )
     table = pd.DataFrame(rows)
@@ -457,7 +466,7 @@ def compare_styles(args: argparse.Namespace) -> dict:
 
         plots.style_plot(table, id_a, id_b, args.output)
     print(
-        f"style {id_a} turns {summary['mean_turn_difference_rad'] or 0:+.3f} rad more than {id_b} on average; "
+        f"{id_a} turns {summary['mean_turn_difference_rad'] or 0:+.3f} rad more than {id_b} on average; "
         f">= {MIN_STYLE_TURN_DIFFERENCE_RAD} rad on {summary['maps_turning_0.3_rad_more']}/{len(rows)} maps "
         f"({'PASS' if summary['steers_on_every_map'] else 'FAIL'})"
     )
@@ -480,10 +489,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     style.add_argument("--mapper", help="mapper name whose style to map in")
     style.add_argument(
         "--compare-styles",
-        type=int,
         nargs=2,
-        metavar=("ID_A", "ID_B"),
-        help="remap each map with both BeatmapIDs and report how much more A turns than B",
+        metavar=("STYLE_A", "STYLE_B"),
+        help="remap each map in both styles, each a BeatmapID the checkpoint knows or any .osu (style by example), "
+        "and report how much more A turns than B",
     )
     p.add_argument(
         "--cfg-scale", type=float, default=None, help="classifier-free guidance scale (default: as sample.py's)"

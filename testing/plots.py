@@ -68,14 +68,14 @@ def evaluation_plots(
     return written
 
 
-def style_plot(table: pd.DataFrame, id_a: int, id_b: int, output: Path) -> Path:
+def style_plot(table: pd.DataFrame, id_a: str, id_b: str, output: Path) -> Path:
     """Mean turning angle per map under two styles, beside the source's."""
     names = [Path(s).stem[:28] for s in table["source"]]
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(names) + 2), 4))
     ax.bar(x - 0.27, table["mean_turn_source_rad"], width=0.27, label="source")
-    ax.bar(x, table["mean_turn_a_rad"], width=0.27, label=f"style {id_a}")
-    ax.bar(x + 0.27, table["mean_turn_b_rad"], width=0.27, label=f"style {id_b}")
+    ax.bar(x, table["mean_turn_a_rad"], width=0.27, label=id_a)
+    ax.bar(x + 0.27, table["mean_turn_b_rad"], width=0.27, label=id_b)
     ax.set_xticks(x, names, rotation=70, ha="right", fontsize=7)
     ax.set_ylabel("mean turning angle at jumps (rad)")
     ax.legend()

@@ -147,7 +147,11 @@ def test_compare_styles_remaps_with_both_styles(tmp_path, fixture_maps, tiny_ckp
     assert len(ids) == 2
     out = tmp_path / "styles"
     argv = ["--input", str(_map(fixture_maps, RED_GOOSE)), "--output", str(out), "--ckpt", str(tiny_ckpt)]
-    assert evaluate.main([*argv, "--compare-styles", *map(str, ids), "--num-sampling-steps", "2"]) == 0
+    # Style B by example: any .osu, known to the checkpoint or not.
+    reference = next(p for p in fixture_maps if "Natsukoi" in p.name)
+    assert evaluate.main([*argv, "--compare-styles", str(ids[0]), str(reference), "--num-sampling-steps", "2"]) == 0
+    assert len(list((out / "maps").glob(f"*(style {ids[0]}).osu"))) == 1
+    assert len(list((out / "maps").glob("*.osu"))) == 2
     table = pd.read_csv(out / "compare_styles.csv")
     assert len(table) == 1 and table["rhythm_kept_a"].all() and table["rhythm_kept_b"].all()
     row = table.iloc[0]

@@ -212,6 +212,26 @@ def test_training_mode_drops_labels_at_the_configured_rate():
     assert 0.2 < dropped.float().mean() < 0.3
 
 
+def test_training_drops_the_label_alone_for_some_rows_and_everything_for_others():
+    from data.style_features import STYLE_FEATURE_DIM
+
+    model = tiny_model(class_feature_dim=STYLE_FEATURE_DIM, class_dropout_prob=0.2, label_only_dropout_prob=0.3)
+    embedder = model.style_embedder.train()
+    n = 4000
+    labels = torch.full((n,), 2)
+    features = torch.rand(n, STYLE_FEATURE_DIM, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = embedder(labels, True, features=features)
+        table, mlp = embedder.embedding_table.weight, embedder.feature_mlp
+        kept = torch.isclose(out, table[2] + mlp(features), atol=1e-6).all(1)
+        label_only = torch.isclose(out, table[NULL_CLASS] + mlp(features), atol=1e-6).all(1)
+        null = torch.isclose(out, table[NULL_CLASS] + mlp(torch.zeros_like(features)), atol=1e-6).all(1)
+    assert bool((kept | label_only | null).all())
+    assert 0.17 < null.float().mean() < 0.23  # both gone: the unconditional half of guidance
+    assert 0.21 < label_only.float().mean() < 0.27  # 0.3 of the 0.8 left: the descriptor alone (--style-from)
+
+
 def test_guidance_scale_one_is_one_conditional_pass(big_map):
     model = randomize_zero_init(tiny_model()).eval()
     batch = map_batch(big_map, 64, [10, 200], [1, 2])
