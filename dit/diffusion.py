@@ -171,11 +171,7 @@ def guided(model_fn: ModelFn, cfg_scale: float) -> ModelFn:
             k: torch.cat([v, v]) if isinstance(v, Tensor) and v.dim() > 0 and v.shape[0] == batch else v
             for k, v in kwargs.items()
         }
-        keep, drop = (
-            torch.zeros(batch, dtype=torch.long, device=x.device),
-            torch.ones(batch, dtype=torch.long, device=x.device),
-        )
-        doubled["force_drop_ids"] = torch.cat([keep, drop])
+        doubled["force_drop_ids"] = (torch.arange(2 * batch, device=x.device) >= batch).long()  # 0 = keep
         out = model_fn(torch.cat([x, x]), torch.cat([t, t]), **doubled)
         cond_out, uncond_out = out.chunk(2)
         return uncond_out + cfg_scale * (cond_out - uncond_out)
