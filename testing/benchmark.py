@@ -264,7 +264,9 @@ def run_sample(args: argparse.Namespace) -> dict:
         ]
         command += ["--no-progress", *(["--ckpt", str(args.ckpt)] if args.ckpt else [])]
         command += ["--difficulty", args.difficulty] if args.difficulty else []
-        command += args.sample_args or []
+        extra = args.sample_args or []
+        extra = extra[1:] if extra[:1] == ["--"] else extra  # argparse keeps the "--" that introduces them
+        command += extra
         timings, cpu_s = [], []
         for _ in range(args.repeat):
             cpu_before = _children_cpu_s()
@@ -287,7 +289,7 @@ def run_sample(args: argparse.Namespace) -> dict:
         "cpu_s": round(min(cpu_s), 3),
         "datapoints_per_s": round(datapoints / best, 1),
         "ckpt": str(args.ckpt or "sample.py default"),
-        "extra_args": args.sample_args or [],
+        "extra_args": extra,
         "load_average_1min": round(os.getloadavg()[0], 2),
         "reference_sample_s": REFERENCE_SAMPLE_S,
         "reference_sample_datapoints": REFERENCE_SAMPLE_DATAPOINTS,
