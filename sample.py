@@ -2,6 +2,7 @@
 
     python sample.py --beatmap x.osu                       # shipped checkpoint, fast sampler, unconditional
     python sample.py --beatmap x.osu --style-id 1849273    # in the style of a beatmap the model knows
+    python sample.py --beatmap x.osu --style-from y.osu    # in the style of any map (style by example)
     python sample.py --beatmap set.osz --difficulty Hard --mapper Sotarks --cfg-scale 2
     python sample.py --list-styles                         # the beatmaps and mappers a checkpoint knows
     python sample.py --beatmap x.osu --replay-only --player yuitora --mods HR --output y.osr   # play it
