@@ -20,20 +20,9 @@ from data.inputs import read_beatmap_input
 from data.osu_file import read_beatmap
 from tests import bad_inputs
 from tests.conftest import FIXTURES, ROOT
+from tests.tiny_checkpoints import TINY_MODEL_ARGS
 
-TINY_TRAIN = [
-    "--model",
-    "DiT-T",
-    "--global-batch-size",
-    "4",
-    "--seq-len",
-    "32",
-    "--warmup-steps",
-    "1",
-    "--no-tensorboard",
-    "--workers",
-    "1",
-]
+TINY_TRAIN = [*TINY_MODEL_ARGS, "--warmup-steps", "1", "--workers", "1"]
 SAMPLE_FAST = ["--num-sampling-steps", "2", "--no-progress"]
 HAS_EVALUATE = (ROOT / "testing" / "evaluate.py").is_file()
 

@@ -23,24 +23,9 @@ from data.errors import BadInputError
 from data.prepare import prepare
 from dit.checkpoint import load_checkpoint
 from tests.conftest import FIXTURES, ROOT
+from tests.tiny_checkpoints import TINY_MODEL_ARGS
 
-TINY = [
-    "--model",
-    "DiT-T",
-    "--global-batch-size",
-    "4",
-    "--seq-len",
-    "32",
-    "--warmup-steps",
-    "1",
-    "--log-every",
-    "1000",
-    "--val-every",
-    "1000",
-    "--no-tensorboard",
-    "--ckpt-every",
-    "1",
-]
+TINY = [*TINY_MODEL_ARGS, "--warmup-steps", "1", "--log-every", "1000", "--val-every", "1000", "--ckpt-every", "1"]
 LONG_RUN_STEPS = 200  # far more than a try lets it reach: it is always killed mid-run
 TRIES = 4
 TRY_TIMEOUT_S = 120

@@ -9,22 +9,9 @@ import torch
 import train
 from data.prepare import prepare
 from dit.checkpoint import load_checkpoint
+from tests.tiny_checkpoints import TINY_MODEL_ARGS
 
-TINY = [
-    "--model",
-    "DiT-T",
-    "--global-batch-size",
-    "4",
-    "--seq-len",
-    "32",
-    "--log-every",
-    "2",
-    "--val-every",
-    "4",
-    "--no-tensorboard",
-    "--warmup-steps",
-    "2",
-]
+TINY = [*TINY_MODEL_ARGS, "--log-every", "2", "--val-every", "4", "--warmup-steps", "2"]
 
 
 @pytest.fixture(scope="module")

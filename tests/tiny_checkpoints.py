@@ -3,8 +3,10 @@
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_ARGS = ["--model", "DiT-T", "--global-batch-size", "4", "--seq-len", "32", "--no-tensorboard"]
-TINY_ARGS += ["--warmup-steps", "1", "--max-steps", "2", "--ckpt-every", "2", "--val-every", "2", "--log-every", "2"]
+# The smallest training run every test shares; each test adds the step counts and logging it needs.
+TINY_MODEL_ARGS = ["--model", "DiT-T", "--global-batch-size", "4", "--seq-len", "32", "--no-tensorboard"]
+TINY_ARGS = [*TINY_MODEL_ARGS, "--warmup-steps", "1", "--max-steps", "2", "--ckpt-every", "2", "--val-every", "2"]
+TINY_ARGS += ["--log-every", "2"]
 
 
 def tiny_position_checkpoint(work: Path) -> Path:
