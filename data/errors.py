@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from os import PathLike
 
 
@@ -27,3 +28,23 @@ def refusal_exit(err: BadInputError, debug: bool = False) -> int:
         raise err
     print(f"error: {err}", file=sys.stderr)
     return 2
+
+
+def refuse_unless_readable(
+    paths: Sequence[str | PathLike], read: Callable, inputs: Sequence[str | PathLike], found: str, noun: str
+) -> None:
+    """Refuse a batch before anything is written: no files `found` under `inputs`, a single file that `read`
+    refuses (its own error, naming it), or none of several readable. Batches with some readable files pass."""
+    where = ", ".join(map(str, inputs))
+    if not paths:
+        raise BadInputError(where, f"no {found} found")
+    if len(paths) == 1:
+        read(paths[0])
+        return
+    for path in paths:
+        try:
+            read(path)
+            return
+        except BadInputError:
+            continue
+    raise BadInputError(where, f"none of the {len(paths)} {noun} could be read")

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from data.atomic import write_bytes_atomic, write_text_atomic  # noqa: E402
-from data.errors import BadInputError, refusal_exit  # noqa: E402
+from data.errors import BadInputError, refusal_exit, refuse_unless_readable  # noqa: E402
 from testing import metrics  # noqa: E402
 from testing.metrics import MapObject  # noqa: E402
 
@@ -262,22 +262,7 @@ def _refuse_if_nothing_to_judge(inputs: list[Path], paths: list[Path]) -> None:
     """No maps, or a single bad one: one line and exit 2 before anything is written, like every entry point."""
     from data.inputs import read_beatmap_input
 
-    if not paths:
-        raise BadInputError(", ".join(map(str, inputs)), "no .osu files found")
-    if len(paths) == 1:
-        read_beatmap_input(paths[0])  # raises BadInputError for a bad map
-    elif not any(_readable(p) for p in paths):
-        raise BadInputError(", ".join(map(str, inputs)), f"none of the {len(paths)} maps could be read")
-
-
-def _readable(path: Path) -> bool:
-    from data.inputs import read_beatmap_input
-
-    try:
-        read_beatmap_input(path)
-    except BadInputError:
-        return False
-    return True
+    refuse_unless_readable(paths, read_beatmap_input, inputs, ".osu files", "maps")
 
 
 def _crashed(path: Path, err: Exception, failures: list[str]) -> None:

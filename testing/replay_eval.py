@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from data.atomic import write_text_atomic  # noqa: E402
-from data.errors import BadInputError  # noqa: E402
+from data.errors import BadInputError, refuse_unless_readable  # noqa: E402
 from data.replay import KEY1_BITS, KEY2_BITS, ReplayFrames  # noqa: E402
 
 # The human band (issue 4): a replay is human-like when every figure sits inside it.
@@ -589,22 +589,7 @@ def check_inputs(args: argparse.Namespace) -> None:
         if not path.exists():
             raise BadInputError(path, "no such file or folder")
     replays = [p for item in groups for p in (sorted(item.rglob("*.osr")) if item.is_dir() else [item])]
-    if not replays:
-        raise BadInputError(", ".join(map(str, groups)), "no .osr replays found")
-    if len(replays) == 1:
-        read_replay(replays[0])  # raises BadInputError naming the file and its problem
-    elif not any(_readable_replay(p) for p in replays):
-        raise BadInputError(", ".join(map(str, groups)), f"none of the {len(replays)} replays could be read")
-
-
-def _readable_replay(path: Path) -> bool:
-    from data.replay import read_replay
-
-    try:
-        read_replay(path)
-    except BadInputError:
-        return False
-    return True
+    refuse_unless_readable(replays, read_replay, groups, ".osr replays", "replays")
 
 
 def main(argv: list[str] | None = None) -> int:
