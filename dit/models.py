@@ -36,18 +36,26 @@ class DiTConfig:
     # from the descriptor alone, which is all a reference map unknown to the checkpoint (--style-from) has.
     label_only_dropout_prob: float = 0.1
     in_channels: int = 2
+    # Exact GELU runs ~3x faster than the tanh form on CPU (fwd + bwd); checkpoints written before this field
+    # existed used "tanh" and keep it (LEGACY_FIELDS).
+    gelu_approximate: str = "none"
     frequency_embedding_size: int = 256
     time_min_period_ms: float = 10.0
     time_max_period_ms: float = 60_000.0
 
     @classmethod
     def from_dict(cls, d: dict) -> DiTConfig:
-        """Build from a stored dict, ignoring keys this version does not know."""
+        """Build from a stored dict, ignoring keys this version does not know; a field missing from it takes
+        the value it had before it became a field."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return cls(**{**LEGACY_FIELDS, **{k: v for k, v in d.items() if k in known}})
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# Fields added after checkpoints were shipped, with the behaviour those checkpoints were trained with.
+LEGACY_FIELDS: dict[str, object] = {"gelu_approximate": "tanh"}
 
 
 #################################################################################
@@ -185,7 +193,15 @@ class LabelEmbedder(nn.Module):
 class DiTBlock(nn.Module):
     """Transformer block conditioned on c through adaptive layer norm with zero-initialised gates (adaLN-Zero)."""
 
-    def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float, window: int, dropout: float = 0.0):
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        mlp_ratio: float,
+        window: int,
+        dropout: float = 0.0,
+        gelu_approximate: str = "none",
+    ):
         super().__init__()
         self.norm1 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
         self.attn = LocalSelfAttention(hidden_size, num_heads, window, dropout)
@@ -193,7 +209,7 @@ class DiTBlock(nn.Module):
         mlp_hidden = int(hidden_size * mlp_ratio)
         self.mlp = nn.Sequential(
             nn.Linear(hidden_size, mlp_hidden),
-            nn.GELU(approximate="tanh"),
+            nn.GELU(approximate=gelu_approximate),
             nn.Dropout(dropout),
             nn.Linear(mlp_hidden, hidden_size),
             nn.Dropout(dropout),
@@ -227,7 +243,14 @@ class DiTBackbone(nn.Module):
     def __init__(self, config: DiTConfig):
         super().__init__()
         self.blocks = nn.ModuleList(
-            DiTBlock(config.hidden_size, config.num_heads, config.mlp_ratio, config.attn_window, config.dropout)
+            DiTBlock(
+                config.hidden_size,
+                config.num_heads,
+                config.mlp_ratio,
+                config.attn_window,
+                config.dropout,
+                config.gelu_approximate,
+            )
             for _ in range(config.depth)
         )
 

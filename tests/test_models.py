@@ -13,7 +13,7 @@ from data.datapoints import Datapoints
 from data.dataset import full_map_sample
 from data.osu_file import read_beatmap
 from dit.attention import local_attention, rotate_by_index
-from dit.models import DIT_PRESETS, NULL_CLASS, PositionDiT, preset_config
+from dit.models import DIT_PRESETS, NULL_CLASS, DiTConfig, PositionDiT, preset_config
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # The largest fixture map (814 objects): long enough for windows, padding and locality to matter.
@@ -264,3 +264,34 @@ def test_rotary_scores_depend_on_index_offset_only():
         diagonal = torch.diagonal(scores, offset)
         torch.testing.assert_close(diagonal, diagonal[:1].expand_as(diagonal), atol=1e-5, rtol=1e-5)
     assert not torch.allclose(torch.diagonal(scores, 1)[0], torch.diagonal(scores, -1)[0])  # order is visible
+
+
+def test_rotary_along_another_token_dim_matches_the_default_layout():
+    x = torch.randn(2, 3, 10, 8, generator=torch.Generator().manual_seed(0))  # [B, heads, L, d]
+    along_dim1 = rotate_by_index(x.transpose(1, 2).contiguous(), dim=1).transpose(1, 2)  # [B, L, heads, d] layout
+    torch.testing.assert_close(along_dim1, rotate_by_index(x))
+
+
+def test_bf16_autocast_attention_scores_in_fp32_match_the_fp32_block(big_map):
+    """Under CPU autocast the scores run in fp32: the block's output stays within bf16 rounding of a pure
+    fp32 pass, and gradients reach the attention weights."""
+    model = randomize_zero_init(tiny_model())
+    block = model.backbone.blocks[0]
+    batch = map_batch(big_map, 96, [0, 200], [1, 2])
+    x = torch.randn(2, 96, model.config.hidden_size, generator=torch.Generator().manual_seed(1))
+    c = torch.randn(2, model.config.hidden_size, generator=torch.Generator().manual_seed(2))
+    reference = block(x, c, batch["mask"])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = block(x, c, batch["mask"])
+    assert mixed.dtype == torch.float32  # the residual stream stays fp32
+    torch.testing.assert_close(mixed, reference, atol=0.05, rtol=0.05)
+    mixed.pow(2).mean().backward()
+    assert block.attn.qkv.weight.grad is not None and block.attn.qkv.weight.grad.abs().sum() > 0
+
+
+def test_configs_stored_before_a_field_existed_keep_the_old_behaviour():
+    stored = preset_config("DiT-T").to_dict()
+    del stored["gelu_approximate"]  # as in checkpoints written before exact GELU became the default
+    old = PositionDiT(DiTConfig.from_dict(stored))
+    assert old.backbone.blocks[0].mlp[1].approximate == "tanh"
+    assert PositionDiT(preset_config("DiT-T")).backbone.blocks[0].mlp[1].approximate == "none"
