@@ -189,6 +189,11 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self._windows)
 
+    def window_lengths(self) -> np.ndarray:
+        """Real datapoints in each window: seq_len, except the one padded window of a map shorter than that."""
+        n = self.table["n_datapoints"].to_numpy(np.int64)[self._windows[:, 0]] - self._windows[:, 1]
+        return np.minimum(n, self.seq_len)
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         index = range(len(self))[index]  # negative indices count from the end; the generator seed needs >= 0
         map_index, start = (int(v) for v in self._windows[index])

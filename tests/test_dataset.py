@@ -72,6 +72,13 @@ def test_every_map_is_windowed_and_short_maps_are_padded_and_masked(cache: Path)
     assert sample["kind"][:n].tolist() == datapoints.kind.tolist()
 
 
+def test_window_lengths_count_the_real_datapoints_of_each_window(cache: Path):
+    for dataset in both_splits(cache, augment=False):
+        lengths = dataset.window_lengths()
+        assert lengths.tolist() == [int(dataset[i]["mask"].sum()) for i in range(len(dataset))]
+    assert any((d.window_lengths() < SEQ_LEN).any() for d in both_splits(cache, augment=False))
+
+
 def test_sample_fields_have_the_promised_types(cache: Path):
     sample = both_splits(cache)[0][0]
     expected = {
