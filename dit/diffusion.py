@@ -183,16 +183,20 @@ def denoiser(
     model_fn: ModelFn,
     prediction: Prediction = DEFAULT_PREDICTION,
     clip: bool | tuple[Tensor, Tensor] = True,
+    constrain: Callable[[Tensor, dict], Tensor] | None = None,
 ) -> ModelFn:
     """Turn a network (eps or v output) into the x0 predictor the samplers call.
 
     `clip`: True clips x0 to [-1, 1]; a (low, high) pair of per-channel bounds clips to the data's own range
     (the playfield for positions), which keeps every step of the trajectory inside it.
+    `constrain(x0, model_kwargs)`, when given, adjusts each estimate before the clip (see dit.constraints).
     """
     low, high = clip if isinstance(clip, tuple) else (None, None)
 
     def fn(x: Tensor, t: Tensor, **kwargs) -> Tensor:
         x0 = predict_x0(model_fn(x, t, **kwargs), x, t, prediction)
+        if constrain is not None:
+            x0 = constrain(x0, kwargs)
         if low is not None:
             return torch.maximum(torch.minimum(x0, high.to(x0)), low.to(x0))
         return x0.clamp(-X0_RANGE, X0_RANGE) if clip else x0

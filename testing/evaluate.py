@@ -211,13 +211,13 @@ def output_name(source: Path, roots: list[Path], label: str) -> Path:
 class Remapper:
     """Loads the checkpoint once and remaps beatmaps with sample.py's own functions."""
 
-    def __init__(self, ckpt: Path, cfg_scale: float, steps: int, sampler: str, seed: int):
+    def __init__(self, ckpt: Path, cfg_scale: float, steps: int, sampler: str, seed: int, spacing_passes: int):
         import sample
 
         self.sample = sample
         self.model, self.ckpt, self.styles = sample.load_position_model(ckpt)
         self.cfg_scale = cfg_scale
-        self.kwargs = dict(steps=steps, sampler=sampler, seed=seed, progress=False)
+        self.kwargs = dict(steps=steps, sampler=sampler, seed=seed, progress=False, spacing_passes=spacing_passes)
 
     def style(self, style_id: int | None, mapper: str | None) -> int:
         return self.sample.resolve_style(self.styles, style_id, mapper)
@@ -273,7 +273,9 @@ def _crashed(path: Path, err: Exception, failures: list[str]) -> None:
 
 def evaluate(args: argparse.Namespace) -> dict:
     """Remap and judge every input map; write maps, CSV, summary and plots to args.output; return the summary."""
-    remapper = Remapper(args.ckpt, args.cfg_scale, args.num_sampling_steps, args.sampler, args.seed)
+    remapper = Remapper(
+        args.ckpt, args.cfg_scale, args.num_sampling_steps, args.sampler, args.seed, args.spacing_passes
+    )
     style = remapper.style(args.style_id, args.mapper)
     label = remapper.sample.style_label(remapper.styles, style)
     paths = collect_inputs(args.input)[: args.limit]
@@ -300,7 +302,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     table = pd.DataFrame(rows, columns=COLUMNS)
     summary = summarize(table, skipped, failures)
     summary.update(style=label, ckpt=str(args.ckpt), seed=args.seed, sampler=args.sampler,
-                   steps=args.num_sampling_steps,
+                   steps=args.num_sampling_steps, spacing_passes=args.spacing_passes,
                    cfg_scale=remapper.sample.guidance_scale(args.cfg_scale, styled=style != 0))  # fmt: skip
     _write_table(args.output / "evaluation.csv", table)
     write_text_atomic(args.output / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -398,7 +400,9 @@ def _write_table(path: Path, table: pd.DataFrame) -> None:
 
 def compare_styles(args: argparse.Namespace) -> dict:
     """Remap each map in both styles (same seed) and report how much more the first turns than the second."""
-    remapper = Remapper(args.ckpt, args.cfg_scale, args.num_sampling_steps, args.sampler, args.seed)
+    remapper = Remapper(
+        args.ckpt, args.cfg_scale, args.num_sampling_steps, args.sampler, args.seed, args.spacing_passes
+    )
     (id_a, style_a, features_a), (id_b, style_b, features_b) = map(remapper.reference, args.compare_styles)
     paths = collect_inputs(args.input)[: args.limit]
     rows, skipped, failures = [], [], []
@@ -463,7 +467,7 @@ def compare_styles(args: argparse.Namespace) -> dict:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from dit.diffusion import SAMPLERS
-    from sample import DEFAULT_CKPT
+    from sample import DEFAULT_CKPT, SPACING_PASSES
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--input", type=Path, nargs="+", required=True, help=".osu files and/or folders searched for them")
@@ -484,6 +488,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--num-sampling-steps", type=int, default=20, help="denoising steps")
     p.add_argument("--sampler", choices=sorted(SAMPLERS), default="ddim", help="sampler")
+    p.add_argument(
+        "--spacing-passes", type=int, default=SPACING_PASSES, help="passes per step pulling distances to the source's"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler and of the random-walk baseline")
     p.add_argument("--limit", type=int, default=None, help="judge only the first N maps (sorted by path)")
     p.add_argument("--debug", action="store_true", help="re-raise errors with a traceback")
