@@ -122,9 +122,9 @@ def _tensors(
     kind: np.ndarray,
     mask: np.ndarray,
     style: int,
-    style_features: np.ndarray,
+    style_features: np.ndarray | None = None,
 ) -> dict[str, torch.Tensor]:
-    return {
+    fields = {
         "position": torch.from_numpy(np.asarray(position, np.float32)),
         "time_ms": torch.from_numpy(np.asarray(time_ms, np.float32)),
         "distance": torch.from_numpy(
@@ -133,17 +133,19 @@ def _tensors(
         "kind": torch.from_numpy(np.asarray(kind, np.int64)),
         "mask": torch.from_numpy(np.asarray(mask, bool)),
         "style": torch.tensor(int(style), dtype=torch.int64),
-        "style_features": torch.from_numpy(np.asarray(style_features, np.float32)),
     }
+    if style_features is not None:
+        fields["style_features"] = torch.from_numpy(np.asarray(style_features, np.float32))
+    return fields
 
 
 def full_map_sample(datapoints: Datapoints, style: int) -> dict[str, torch.Tensor]:
-    """The fields of a training sample for a whole map (no window, no augmentation), for sampling."""
+    """The fields of a training sample for a whole map (no window, no augmentation), for sampling. No style
+    descriptor: a remap asks for its style's (or a reference map's), never the source's own."""
     n = len(datapoints)
     time_ms = datapoints.time_ms - (datapoints.time_ms[0] if n else 0.0)
     position = normalize_positions(datapoints.position)
-    features = span_features(datapoints.position, datapoints.kind)
-    return _tensors(position, time_ms, datapoints.distance, datapoints.kind, np.ones(n, bool), style, features)
+    return _tensors(position, time_ms, datapoints.distance, datapoints.kind, np.ones(n, bool), style)
 
 
 class WindowDataset(Dataset):

@@ -32,7 +32,7 @@ def big_map_path() -> Path:
 def map_batch(datapoints: Datapoints, length: int, starts: list[int], style: list[int]) -> dict[str, torch.Tensor]:
     """Windows of `length` datapoints from `starts` as model inputs, normalized by the dataset's own code."""
     whole = full_map_sample(datapoints, 0)
-    windows = [{k: v[s : s + length] for k, v in whole.items() if k not in ("style", "style_features")} for s in starts]
+    windows = [{k: v[s : s + length] for k, v in whole.items() if k != "style"} for s in starts]
     batch = {k: torch.stack([w[k] for w in windows]) for k in windows[0]}
     batch["time_ms"] = batch["time_ms"] - batch["time_ms"][:, :1]
     batch["x0"] = batch.pop("position")
