@@ -272,9 +272,9 @@ def test_rotary_along_another_token_dim_matches_the_default_layout():
     torch.testing.assert_close(along_dim1, rotate_by_index(x))
 
 
-def test_bf16_autocast_attention_scores_in_fp32_match_the_fp32_block(big_map):
-    """Under CPU autocast the scores run in fp32: the block's output stays within bf16 rounding of a pure
-    fp32 pass, and gradients reach the attention weights."""
+def test_bf16_autocast_block_matches_the_fp32_block(big_map):
+    """Under CPU autocast attention takes the unfused bf16 path: the block's output stays within bf16
+    rounding of a pure fp32 pass, and gradients reach the attention weights."""
     model = randomize_zero_init(tiny_model())
     block = model.backbone.blocks[0]
     batch = map_batch(big_map, 96, [0, 200], [1, 2])
@@ -287,6 +287,28 @@ def test_bf16_autocast_attention_scores_in_fp32_match_the_fp32_block(big_map):
     torch.testing.assert_close(mixed, reference, atol=0.05, rtol=0.05)
     mixed.pow(2).mean().backward()
     assert block.attn.qkv.weight.grad is not None and block.attn.qkv.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("length", [37, 12])  # block path and short dense path
+def test_bf16_cpu_attention_matches_fp32_attention_and_its_gradients(length):
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(2, 3, length, 16, generator=g) for _ in range(3))
+    mask = torch.ones(2, length, dtype=torch.bool)
+    mask[1, length - 5 :] = False  # padded keys must get no weight in the bf16 path either
+    upstream = torch.randn(2, 3, length, 16, generator=g)
+
+    def run(dtype):
+        leaves = [t.to(dtype).clone().requires_grad_() for t in (q, k, v)]
+        out = local_attention(*leaves, mask, window=5)
+        out.backward(upstream.to(dtype))
+        return out.float(), [leaf.grad.float() for leaf in leaves]
+
+    out32, grads32 = run(torch.float32)
+    out16, grads16 = run(torch.bfloat16)
+    assert out16.dtype == torch.float32 and torch.isfinite(out16).all()
+    torch.testing.assert_close(out16, out32, atol=0.05, rtol=0.05)
+    for got, want in zip(grads16, grads32, strict=True):
+        torch.testing.assert_close(got, want, atol=0.1, rtol=0.1)
 
 
 def test_configs_stored_before_a_field_existed_keep_the_old_behaviour():
