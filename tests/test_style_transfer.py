@@ -17,6 +17,6 @@ def test_shipped_checkpoint_turns_more_in_the_jumpy_style(tmp_path, fixture_maps
     assert evaluate.main(argv) == 0
     table = pd.read_csv(out / "compare_styles.csv")
     assert len(table) == 2 and table["rhythm_kept_a"].all() and table["rhythm_kept_b"].all()
-    # The bar is 0.3 rad on every map; these two measured +0.86 and +0.79 with the shipped checkpoint.
+    # The bar is 0.3 rad on every map; these two measured +1.15 and +0.96 with the shipped checkpoint.
     assert (table["turn_difference_rad"] >= 0.3).all(), table[["source", "turn_difference_rad"]]
     assert json.loads((out / "compare_styles.json").read_text())["steers_on_every_map"]
