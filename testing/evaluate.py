@@ -219,6 +219,10 @@ class Remapper:
         self.cfg_scale = cfg_scale
         self.kwargs = dict(steps=steps, sampler=sampler, seed=seed, progress=False, spacing_passes=spacing_passes)
 
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Remapper:
+        return cls(args.ckpt, args.cfg_scale, args.num_sampling_steps, args.sampler, args.seed, args.spacing_passes)
+
     def style(self, style_id: int | None, mapper: str | None) -> int:
         return self.sample.resolve_style(self.styles, style_id, mapper)
 
@@ -273,9 +277,7 @@ def _crashed(path: Path, err: Exception, failures: list[str]) -> None:
 
 def evaluate(args: argparse.Namespace) -> dict:
     """Remap and judge every input map; write maps, CSV, summary and plots to args.output; return the summary."""
-    remapper = Remapper(
-        args.ckpt, args.cfg_scale, args.num_sampling_steps, args.sampler, args.seed, args.spacing_passes
-    )
+    remapper = Remapper.from_args(args)
     style = remapper.style(args.style_id, args.mapper)
     label = remapper.sample.style_label(remapper.styles, style)
     paths = collect_inputs(args.input)[: args.limit]
@@ -400,9 +402,7 @@ def _write_table(path: Path, table: pd.DataFrame) -> None:
 
 def compare_styles(args: argparse.Namespace) -> dict:
     """Remap each map in both styles (same seed) and report how much more the first turns than the second."""
-    remapper = Remapper(
-        args.ckpt, args.cfg_scale, args.num_sampling_steps, args.sampler, args.seed, args.spacing_passes
-    )
+    remapper = Remapper.from_args(args)
     (id_a, style_a, features_a), (id_b, style_b, features_b) = map(remapper.reference, args.compare_styles)
     paths = collect_inputs(args.input)[: args.limit]
     rows, skipped, failures = [], [], []
