@@ -51,6 +51,8 @@ SAME_POINT_PX = 0.5  # a generated end this close to the source's keeps the sour
 LENGTH_DECIMALS = 4
 # before v8, osu! spaces slider ticks by pixels whatever the SV (lazer: TickDistanceMultiplier = 1 / SV)
 FIXED_TICK_SPACING_BEFORE_VERSION = 8
+# Turns tried, smallest first, to fit a length-kept slider's scaled shape into the playfield (5-degree steps).
+FIT_ANGLES = tuple(math.radians(sign * d) for d in range(0, 181, 5) for sign in ((1,) if d in (0, 180) else (1, -1)))
 
 
 @dataclass(frozen=True)
@@ -340,16 +342,25 @@ def _scale_to_length(
     """New anchors scaled about the head so a slider whose length must stay ends on its own last anchor.
 
     Otherwise osu! extends the path straight past the last anchor by the missing length, off the generated
-    shape and often off the playfield. A similarity transform scales every curve type's length alike.
+    shape and often off the playfield. A similarity transform scales every curve type's length alike. When the
+    scaled shape does not fit, it turns about the head by the smallest angle that fits it: clipping its anchors
+    instead would shorten the path, and osu! would extend the end straight on, off the field.
     """
     origin = np.asarray(head, np.float64)
     anchors = np.asarray(points, np.float64)
     natural_px = path_length(full_path(segments_of(h, np.vstack([origin, anchors]))))
     if natural_px <= 0:
         return points
-    scaled = origin + (anchors - origin) * (length_px / natural_px)
-    scaled = np.clip(np.round(scaled), 0, [PLAYFIELD_WIDTH, PLAYFIELD_HEIGHT])
-    return [(float(x), float(y)) for x, y in scaled]
+    offsets = (anchors - origin) * (length_px / natural_px)
+    field = np.array([PLAYFIELD_WIDTH, PLAYFIELD_HEIGHT], np.float64)
+    for angle in FIT_ANGLES:
+        c, s = math.cos(angle), math.sin(angle)
+        placed = np.round(origin + offsets @ np.array([[c, s], [-s, c]]))
+        if np.all((placed >= 0) & (placed <= field)):
+            break
+    else:  # too long to fit at any angle: the unturned shape, clipped
+        placed = np.clip(np.round(origin + offsets), 0, field)
+    return [(float(x), float(y)) for x, y in placed]
 
 
 def _bezier_if_arc_leaves_playfield(h: HitObject, points: np.ndarray) -> HitObject:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import math
 
 import numpy as np
 import pytest
@@ -221,3 +222,37 @@ def test_long_bezier_segments_match_de_casteljau():
     for _ in range(len(points) - 1):
         work = work[:, :-1] + (work[:, 1:] - work[:, :-1]) * t
     np.testing.assert_allclose(fast, work[:, 0], atol=1e-6)
+
+
+POLYSICS_V3 = (
+    "polysicsrocketmoyashimon POLYSICS - Rocket (Moyashimon ED)/"
+    "POLYSICS - Rocket (Moyashimon ED) (flakmonkey) [Insane].osu"
+)
+
+
+def test_kept_length_slider_turns_to_fit_instead_of_clipping(fixtures):
+    """A v3 slider keeps its length, so a short generated shape is scaled up about the head; near an edge the
+    scaled shape must turn to fit, keeping its full length, not be clipped short (osu! would then extend the
+    end straight on, off the playfield)."""
+    from data.codec import _scale_to_length
+
+    beatmap = read_beatmap(fixtures / "songs" / POLYSICS_V3)
+    assert beatmap.format_version < 8
+    h = max((o for o in beatmap.hit_objects if o.kind == "slider" and o.control_points), key=lambda o: o.length_px)
+    offsets = np.asarray(h.control_points, np.float64) - (h.x, h.y)
+    heading = math.atan2(offsets[-1, 1], offsets[-1, 0])
+    turn = np.array([[math.cos(-heading), math.sin(-heading)], [-math.sin(-heading), math.cos(-heading)]])
+    shape = 0.25 * offsets @ turn  # a quarter-size copy heading straight right (+x)
+
+    def path_px(head, points):
+        return path_length(full_path(segments_of(h, np.vstack([head, points]))))
+
+    head = (500.0, 192.0)  # 12 px from the right edge, shape pointing at it
+    fitted = np.asarray(_scale_to_length(h, head, [tuple(p) for p in head + shape], h.length_px))
+    assert np.all((fitted >= 0) & (fitted <= (512, 384)))
+    assert path_px(head, fitted) == pytest.approx(h.length_px, rel=0.02)
+
+    head = (256.0, 192.0)  # room to spare: plain scaling, no turn
+    plain = np.asarray(_scale_to_length(h, head, [tuple(p) for p in head + 0.5 * shape], h.length_px))
+    natural = path_px(head, head + 0.5 * shape)
+    np.testing.assert_allclose(plain, np.round(head + 0.5 * shape * (h.length_px / natural)))
