@@ -72,6 +72,15 @@ def test_targets_round_trip_to_cursor_and_keys(replay_cache):
         assert np.mean(decoded != recorded) < 0.01
 
 
+def test_one_tick_key_holds_are_lengthened_and_one_tick_gaps_filled():
+    # Sampled key channels: a tap held for one tick, a hold with a one-tick dip, a tap on the last tick.
+    k1 = np.array([0, 1, 0, 0, 0, 1, 1, 0, 1, 1, 0, 0, 0, 0, 1], bool)
+    decoded = clean_keys(k1)
+    assert decoded.tolist() == [0, 1, 1, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1]
+    presses = np.flatnonzero(decoded & ~np.concatenate([[False], decoded[:-1]]))
+    assert presses.tolist() == [1, 5, 14]  # every tap keeps its press, the dip does not add one
+
+
 def test_windows_are_deterministic_and_mirror_cursor_and_map_together(replay_cache):
     plain = ReplayWindowDataset(replay_cache, "all", seq_len=64, augment=False)
     aug = ReplayWindowDataset(replay_cache, "all", seq_len=64, augment=True, seed=3)
