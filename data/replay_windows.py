@@ -48,7 +48,7 @@ MIRRORS = ((1.0, 1.0), (-1.0, 1.0), (1.0, -1.0), (-1.0, -1.0))
 TIME_SHIFT_MS = 600_000.0
 # Key holds shorter than this many ticks are lengthened to it and gaps that short are filled. A one-tick gap is
 # sampler flicker (0.3% of human gaps at 60 Hz); a one-tick hold is most often a tap the sampler committed to for
-# a single tick, and dropping it missed its object (Tower of Heaven: 86 -> 60 misses once such holds are kept);
+# a single tick, and dropping it missed its object (Tower of Heaven, 1500-step checkpoint: 86 -> 60 misses);
 # human holds are rarely that short (1.1%), so it is lengthened to two ticks rather than kept as it is.
 MIN_KEY_TICKS = 2
 # A window may start up to this long before the first object and end this long after the last.
@@ -195,7 +195,7 @@ def despike(offset: np.ndarray) -> np.ndarray:
 
 
 def clean_keys(down: np.ndarray, min_ticks: int = MIN_KEY_TICKS) -> np.ndarray:
-    """Fill gaps between holds shorter than `min_ticks` ticks, then lengthen holds shorter than that (bool [T])."""
+    """Fill gaps shorter than `min_ticks` ticks between holds, then lengthen holds shorter than that (bool [T])."""
     out = np.asarray(down, bool).copy()
     for start, stop in _runs(~out):  # gaps first: a flickering hold becomes one hold, not several taps
         if stop - start < min_ticks and start > 0 and stop < len(out):  # a gap at either end is not between holds
