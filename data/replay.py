@@ -221,6 +221,13 @@ def to_grid(
     return ReplayGrid(ticks, x, y, k1, k2, float(step_ms), float(rate))
 
 
+def key_holds(down: np.ndarray) -> list[tuple[int, int]]:
+    """[press, release) sample indices of every hold of one key (bool [T]); a hold still down at the end
+    releases at T."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], down, [False]]).astype(np.int8)))
+    return list(zip(edges[0::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
 def _keys_on_ticks(
     time_ms: np.ndarray,
     down: np.ndarray,
@@ -240,11 +247,9 @@ def _keys_on_ticks(
     by the tick, which would move a click off its circle.
     """
     out = np.zeros(count, bool)
-    changes = np.flatnonzero(np.diff(np.concatenate([[False], down, [False]]).astype(np.int8)))
-    presses, releases = changes[0::2], changes[1::2]
     end_ms = time_ms[-1] + step_ms
     previous_end = -1
-    for p, r in zip(presses, releases, strict=True):
+    for p, r in key_holds(down):
         first = max(int(np.floor((time_ms[p] - start) / step_ms + 0.5)), previous_end + 1, 0)
         release_ms = time_ms[r] if r < len(time_ms) else end_ms
         stop = max(int(np.floor((release_ms - start) / step_ms + 0.5)), first + 1)

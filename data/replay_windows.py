@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from data.replay import key_holds
 from data.replay_dataset import (
     FEATURE_INDEX,
     MAX_LOOKAHEAD_MS,
@@ -197,19 +198,13 @@ def despike(offset: np.ndarray) -> np.ndarray:
 def clean_keys(down: np.ndarray, min_ticks: int = MIN_KEY_TICKS) -> np.ndarray:
     """Fill gaps shorter than `min_ticks` ticks between holds, then lengthen holds shorter than that (bool [T])."""
     out = np.asarray(down, bool).copy()
-    for start, stop in _runs(~out):  # gaps first: a flickering hold becomes one hold, not several taps
+    for start, stop in key_holds(~out):  # gaps first: a flickering hold becomes one hold, not several taps
         if stop - start < min_ticks and start > 0 and stop < len(out):  # a gap at either end is not between holds
             out[start:stop] = True
-    for start, stop in _runs(out):
+    for start, stop in key_holds(out):
         if stop - start < min_ticks:
             out[start : start + min_ticks] = True
     return out
-
-
-def _runs(values: np.ndarray) -> list[tuple[int, int]]:
-    """[start, stop) of every run of True."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[False], values, [False]]).astype(np.int8)))
-    return list(zip(edges[0::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
 def active_span(features: np.ndarray) -> tuple[int, int]:

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from data.atomic import write_text_atomic  # noqa: E402
 from data.errors import BadInputError, refuse_unless_readable  # noqa: E402
-from data.replay import KEY1_BITS, KEY2_BITS, ReplayFrames  # noqa: E402
+from data.replay import KEY1_BITS, KEY2_BITS, ReplayFrames, key_holds  # noqa: E402
 
 # The human band (issue 4): a replay is human-like when every figure sits inside it.
 BAND = {
@@ -98,12 +98,11 @@ def key_presses(frames: ReplayFrames, rate: float) -> tuple[int, np.ndarray]:
     holds: list[float] = []
     time_ms = np.asarray(frames.time_ms, np.float64) / rate
     for bits in (KEY1_BITS, KEY2_BITS):
-        down = (np.asarray(frames.keys) & bits) != 0
-        edges = np.diff(np.concatenate([[False], down, [False]]).astype(np.int8))
-        starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-        presses += len(starts)
-        stops = np.minimum(stops, len(time_ms) - 1)  # a key still down at the end is held to the last frame
-        holds.extend(time_ms[stops] - time_ms[starts])
+        spans = key_holds((np.asarray(frames.keys) & bits) != 0)
+        presses += len(spans)
+        for start, stop in spans:
+            stop = min(stop, len(time_ms) - 1)  # a key still down at the end is held to the last frame
+            holds.append(time_ms[stop] - time_ms[start])
     return presses, np.asarray(holds, np.float64)
 
 
