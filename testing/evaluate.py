@@ -211,17 +211,36 @@ def output_name(source: Path, roots: list[Path], label: str) -> Path:
 class Remapper:
     """Loads the checkpoint once and remaps beatmaps with sample.py's own functions."""
 
-    def __init__(self, ckpt: Path, cfg_scale: float, steps: int, sampler: str, seed: int, spacing_passes: int):
+    def __init__(
+        self,
+        ckpt: Path,
+        cfg_scale: float,
+        steps: int,
+        sampler: str,
+        seed: int,
+        spacing_passes: int,
+        strength: float = 1.0,
+    ):
         import sample
 
         self.sample = sample
         self.model, self.ckpt, self.styles = sample.load_position_model(ckpt)
         self.cfg_scale = cfg_scale
-        self.kwargs = dict(steps=steps, sampler=sampler, seed=seed, progress=False, spacing_passes=spacing_passes)
+        self.kwargs = dict(
+            steps=steps, sampler=sampler, seed=seed, progress=False, spacing_passes=spacing_passes, strength=strength
+        )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Remapper:
-        return cls(args.ckpt, args.cfg_scale, args.num_sampling_steps, args.sampler, args.seed, args.spacing_passes)
+        return cls(
+            args.ckpt,
+            args.cfg_scale,
+            args.num_sampling_steps,
+            args.sampler,
+            args.seed,
+            args.spacing_passes,
+            args.strength,
+        )
 
     def style(self, style_id: int | None, mapper: str | None) -> int:
         return self.sample.resolve_style(self.styles, style_id, mapper)
@@ -304,7 +323,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     table = pd.DataFrame(rows, columns=COLUMNS)
     summary = summarize(table, skipped, failures)
     summary.update(style=label, ckpt=str(args.ckpt), seed=args.seed, sampler=args.sampler,
-                   steps=args.num_sampling_steps, spacing_passes=args.spacing_passes,
+                   steps=args.num_sampling_steps, spacing_passes=args.spacing_passes, strength=args.strength,
                    cfg_scale=remapper.sample.guidance_scale(args.cfg_scale, styled=style != 0))  # fmt: skip
     _write_table(args.output / "evaluation.csv", table)
     write_text_atomic(args.output / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -491,12 +510,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--spacing-passes", type=int, default=SPACING_PASSES, help="passes per step pulling distances to the source's"
     )
+    p.add_argument("--strength", type=float, default=1.0, help="share of the source's layout to rework (as sample.py)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler and of the random-walk baseline")
     p.add_argument("--limit", type=int, default=None, help="judge only the first N maps (sorted by path)")
     p.add_argument("--debug", action="store_true", help="re-raise errors with a traceback")
     args = p.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         p.error("--limit must be at least 1")
+    if not 0.0 < args.strength <= 1.0:
+        p.error("--strength must be above 0 and at most 1")
     return args
 
 

@@ -66,3 +66,29 @@ def test_style_from_a_reference_map_reaches_the_network_and_names_the_remap(tiny
     assert sample.main([*args, "--num-sampling-steps", "3", "--no-progress"]) == 0
     assert label == f"style {read_beatmap(reference).beatmap_id}"
     assert read_beatmap(out).version.endswith(f"(osu-dit {label})")
+
+
+def test_lower_strength_keeps_more_of_the_source_layout(fixture_maps):
+    # The trained checkpoint, since an untrained one scatters points from any start.
+    model, ckpt, _ = sample.load_position_model(sample.DEFAULT_CKPT)
+    datapoints = encode(read_beatmap(next(p for p in fixture_maps if "Rocket" in p.name)))
+    moved = {}
+    for strength in (0.1, 0.4, 1.0):
+        positions = sample.generate_positions(model, ckpt, datapoints, 0, progress=False, strength=strength)[0]
+        moved[strength] = float(np.median(np.linalg.norm(positions - datapoints.position, axis=1)))
+    assert moved[0.1] < 0.5 * moved[0.4] and moved[0.4] < 0.75 * moved[1.0], moved  # measured 25, 95, 188 px
+
+
+def test_strength_names_the_remap_repeats_and_is_checked(tiny_ckpt, fixture_maps, tmp_path):
+    source = next(p for p in fixture_maps if "Red Goose" in p.name)
+    args = ["--beatmap", str(source), "--ckpt", str(tiny_ckpt), "--num-sampling-steps", "4", "--no-progress"]
+    outputs = [tmp_path / "a.osu", tmp_path / "b.osu"]
+    for out in outputs:
+        assert sample.main([*args, "--strength", "0.5", "--output", str(out)]) == 0
+    assert outputs[0].read_bytes() == outputs[1].read_bytes()
+    assert read_beatmap(outputs[0]).version.endswith("(osu-dit no style, strength 0.5)")
+    for bad in ("0", "1.5"):
+        with pytest.raises(SystemExit) as exit_info:
+            sample.main([*args, "--strength", bad, "--output", str(tmp_path / "bad.osu")])
+        assert exit_info.value.code == 2
+    assert not (tmp_path / "bad.osu").exists()
