@@ -154,10 +154,9 @@ def generate_positions(
     extra = {k: v.to(device) for k, v in extra.items()}
     # Noise comes from a CPU generator on every device, so a seed means the same starting point everywhere.
     generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn(batch["position"].shape, generator=generator).to(device)
-    if strength < 1.0:
-        t = torch.full((num_variants,), strength)
-        noise = diffusion.q_sample(batch["position"].to(device), t, noise).float()
+    x = torch.randn(batch["position"].shape, generator=generator).to(device)
+    if strength < 1.0:  # SDEdit: the source's own layout under time `strength`'s noise, denoised from there
+        x = diffusion.q_sample(batch["position"].to(device), torch.full((num_variants,), strength), x).float()
         steps = max(1, round(steps * strength))
     prediction = ckpt["extra"].get("prediction", "v")
     # Clip every denoised estimate to the playfield: objects must stay where players can reach them.
@@ -175,7 +174,7 @@ def generate_positions(
     )
     with torch.inference_mode():
         x0 = diffusion.SAMPLERS[sampler](
-            model_fn, noise, steps, extra_args=extra, disable=not progress, generator=generator, start=strength
+            model_fn, x, steps, extra_args=extra, disable=not progress, generator=generator, start=strength
         )
     return np.stack([denormalize_positions(v) for v in x0.float().cpu().numpy()])
 
@@ -361,7 +360,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=1.0,
         help="how much of the source's layout to rework, in (0, 1]: 1 places every object anew; lower values "
-        "start from the source's own positions under that much noise and keep more of them (0.3 keeps its flow)",
+        "start from the source's own positions under that much noise and keep more of them (0.3: objects move "
+        "about half as far as at 1)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed; the same seed gives the same bytes")
     p.add_argument("--num-variants", type=int, default=1, help="write this many remaps with different noise")
