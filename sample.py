@@ -326,6 +326,17 @@ def play(
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def strength_value(text: str) -> float:
+    """argparse type of --strength (sample.py and testing/evaluate.py): a float in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1, not {text}")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from dit.diffusion import SAMPLERS
 
@@ -357,7 +368,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--strength",
-        type=float,
+        type=strength_value,
         default=1.0,
         help="how much of the source's layout to rework, in (0, 1]: 1 places every object anew; lower values "
         "start from the source's own positions under that much noise and keep more of them (0.3: objects move "
@@ -403,8 +414,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--num-variants and --num-sampling-steps must be at least 1")
     if args.spacing_passes < 0:
         p.error("--spacing-passes must be 0 or more")
-    if not 0.0 < args.strength <= 1.0:
-        p.error("--strength must be above 0 and at most 1")
     if args.animation and not (args.replay or args.replay_only):
         p.error("--animation plays a replay: add --replay (or --replay-only)")
     if args.osz and args.replay_only:

@@ -486,7 +486,7 @@ def compare_styles(args: argparse.Namespace) -> dict:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from dit.diffusion import SAMPLERS
-    from sample import DEFAULT_CKPT, SPACING_PASSES
+    from sample import DEFAULT_CKPT, SPACING_PASSES, strength_value
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--input", type=Path, nargs="+", required=True, help=".osu files and/or folders searched for them")
@@ -510,15 +510,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--spacing-passes", type=int, default=SPACING_PASSES, help="passes per step pulling distances to the source's"
     )
-    p.add_argument("--strength", type=float, default=1.0, help="share of the source's layout to rework (as sample.py)")
+    p.add_argument(
+        "--strength", type=strength_value, default=1.0, help="share of the source's layout to rework (as sample.py)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler and of the random-walk baseline")
     p.add_argument("--limit", type=int, default=None, help="judge only the first N maps (sorted by path)")
     p.add_argument("--debug", action="store_true", help="re-raise errors with a traceback")
     args = p.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         p.error("--limit must be at least 1")
-    if not 0.0 < args.strength <= 1.0:
-        p.error("--strength must be above 0 and at most 1")
     return args
 
 
