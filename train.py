@@ -24,6 +24,9 @@ from data.errors import BadInputError, refusal_exit
 TASKS = ("position", "replay")
 DEFAULT_SEQ_LEN = {"position": 128, "replay": 512}
 MODEL_NAMES = {"position": "PositionDiT", "replay": "ReplayDiT"}
+# The turn term counts the turns the evaluation judges: both legs longer than this (testing/metrics.JUMP_MIN_LEG_PX,
+# repeated here because the judge stays independent of what it judges and nothing imports testing/).
+TURN_MIN_LEG_PX = 40.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -82,6 +85,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "points (window), of its whole map or mapper (map), or on the class embedding alone (off); with window "
         "or map, sampling can ask for any map's descriptor",
     )
+    p.add_argument(
+        "--turn-loss-weight",
+        type=float,
+        default=0.0,
+        help="position task: weight of the turn term beside the v loss (dit.diffusion.turn_loss; 0 = off)",
+    )
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
     p.add_argument("--seed", type=int, default=0, help="seed of data order, augmentation, noise and init")
     p.add_argument("--resume", type=Path, default=None, help="continue from this checkpoint (exact step and state)")
@@ -89,6 +98,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="worker processes when the data must be prepared first")
     p.add_argument("--debug", action="store_true", help="show tracebacks for bad input")
     args = p.parse_args(argv)
+    if args.turn_loss_weight < 0 or not math.isfinite(args.turn_loss_weight):
+        p.error(f"--turn-loss-weight must be a finite number >= 0, got {args.turn_loss_weight}")
+    if args.turn_loss_weight and args.task != "position":
+        p.error("--turn-loss-weight applies to the position task only")
     if args.seq_len is None:
         args.seq_len = DEFAULT_SEQ_LEN[args.task]
     return args
@@ -353,7 +366,7 @@ def main(args: argparse.Namespace) -> None:
         if len(val_set) == 0:
             return None
         ema.eval()
-        total, count = 0.0, 0
+        total, turn, count = 0.0, 0.0, 0
         indices = list(range(rank, min(len(val_set), 512), world))
         for i in range(0, len(indices), local_batch):
             batch = collate([val_set[j] for j in indices[i : i + local_batch]])
@@ -364,15 +377,24 @@ def main(args: argparse.Namespace) -> None:
                 model_kwargs=model_kwargs(batch, drop_labels=False),
                 mask=batch["mask"],
                 generator=gen,
+                **turn_terms,
             )
-            total += float(out["loss"]) * len(batch["mask"])
+            total += float(out["mse"]) * len(batch["mask"])
+            turn += float(out["turn"]) * len(batch["mask"])
             count += len(batch["mask"])
-        stats = accelerator.reduce(torch.tensor([total, count], dtype=torch.float64), reduction="sum")
-        value = float(stats[0] / max(1.0, float(stats[1])))
-        log(step, {"val_loss": value})
+        stats = accelerator.reduce(torch.tensor([total, turn, count], dtype=torch.float64), reduction="sum")
+        value = float(stats[0] / max(1.0, float(stats[2])))
+        # val_loss stays the plain MSE so runs with and without the turn term compare on one scale.
+        log(
+            step,
+            {"val_loss": value, **({"val_turn": float(stats[1] / max(1.0, float(stats[2])))} if turn_terms else {})},
+        )
         return value
 
     target_key, class_key = ("position", "style") if args.task == "position" else ("x0", "player")
+    turn_terms = {}
+    if args.turn_loss_weight:
+        turn_terms = {"turn_weight": args.turn_loss_weight, "turn_min_leg": TURN_MIN_LEG_PX / POSITION_SCALE}
 
     def model_kwargs(batch: dict, drop_labels: bool) -> dict:
         if args.task == "position":
@@ -405,7 +427,12 @@ def main(args: argparse.Namespace) -> None:
             group["lr"] = learning_rate(step, args)
         with accelerator.autocast():
             out = diffusion.training_losses(
-                model, batch[target_key], model_kwargs=model_kwargs(batch, True), mask=batch["mask"], generator=gen
+                model,
+                batch[target_key],
+                model_kwargs=model_kwargs(batch, True),
+                mask=batch["mask"],
+                generator=gen,
+                **turn_terms,
             )
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(out["loss"])

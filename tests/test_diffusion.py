@@ -39,6 +39,72 @@ def test_true_target_gives_back_x0(batch, prediction):
     torch.testing.assert_close(x0_hat, x0, atol=2e-4, rtol=0)
 
 
+JUMP = 40.0 / 320.0  # the evaluation's jump legs in normalized units
+
+
+def turns_by_hand(x0: torch.Tensor, mask: torch.Tensor, min_leg: float) -> list[list[float]]:
+    """Signed turn angles (radians) at every real point with both legs longer than min_leg, per item, via atan2."""
+    out = []
+    for path, real in zip(x0.double().numpy(), mask.numpy(), strict=True):
+        angles = []
+        for i in range(1, len(path) - 1):
+            if not real[i - 1 : i + 2].all():
+                continue
+            a, b = path[i] - path[i - 1], path[i + 1] - path[i]
+            if math.hypot(*a) > min_leg and math.hypot(*b) > min_leg:
+                angles.append(math.atan2(a[0] * b[1] - a[1] * b[0], a[0] * b[0] + a[1] * b[1]))
+        out.append(angles)
+    return out
+
+
+def test_turn_loss_scores_the_turns_of_a_real_map():
+    from tests.conftest import FIXTURES
+
+    jumps = map_batch(
+        map_datapoints(next((FIXTURES / "songs").glob("*Aka no Ha/*.osu"))), 128, [0, 150, 300, 450], [0] * 4
+    )
+    x0, mask = jumps["x0"], jumps["mask"]
+    t = torch.tensor([0.1, 0.3, 0.5, 0.9])
+    # Turns are blind to where the pattern sits, how it is rotated and how large it is.
+    c, s = math.cos(0.7), math.sin(0.7)
+    moved = 1.3 * x0 @ torch.tensor([[c, s], [-s, c]]) + torch.tensor([0.2, -0.1])
+    assert diffusion.turn_loss(moved, x0, t, mask, JUMP) < 1e-6
+    # Mirroring flips every turn: each jump costs |(cos a, sin a) - (cos a, -sin a)|^2 = 4 sin^2 a, times alpha_t^2.
+    mirrored = x0 * torch.tensor([-1.0, 1.0])
+    angles = turns_by_hand(x0, mask, JUMP)
+    alpha2 = diffusion.alpha_bar(t).tolist()
+    terms = [4 * math.sin(a) ** 2 * w for item, w in zip(angles, alpha2, strict=True) for a in item]
+    assert len(terms) > 100, "a jump map's windows hold many jumps"
+    expected = sum(terms) / len(terms)
+    assert float(diffusion.turn_loss(mirrored, x0, t, mask, JUMP)) == pytest.approx(expected, rel=1e-4)
+    # Padding and short legs do not count: garbage past the mask changes nothing, a huge min_leg leaves no jumps.
+    cut = mask.clone()
+    cut[:, 40:] = False
+    garbage = mirrored.clone()
+    garbage[:, 40:] = 5.0
+    ref = diffusion.turn_loss(mirrored, x0, t, cut, JUMP)
+    assert diffusion.turn_loss(garbage, x0, t, cut, JUMP) == ref > 0
+    assert diffusion.turn_loss(mirrored, x0, t, mask, 10.0) == 0
+
+
+def test_turn_term_adds_to_the_mse_only_when_asked(batch):
+    model = randomize_zero_init(tiny_model()).eval()
+    kw = model_kwargs(batch)
+    mask = kw.pop("mask")
+    g = torch.Generator().manual_seed(1)
+    noise = torch.randn(batch["x0"].shape, generator=g)
+    t = torch.tensor([0.1, 0.3, 0.5, 0.7])
+    plain = diffusion.training_losses(model, batch["x0"], kw, mask, t=t, noise=noise)
+    assert plain["turn"] == 0 and plain["loss"] == plain["mse"]
+    out = diffusion.training_losses(model, batch["x0"], kw, mask, t=t, noise=noise, turn_weight=0.3, turn_min_leg=JUMP)
+    torch.testing.assert_close(out["mse"], plain["mse"])
+    x_t = diffusion.q_sample(batch["x0"], t, noise)
+    x0_hat = diffusion.predict_x0(model(x_t, t, mask=mask, **kw), x_t, t, diffusion.DEFAULT_PREDICTION)
+    torch.testing.assert_close(out["turn"], diffusion.turn_loss(x0_hat, batch["x0"], t, mask, JUMP))
+    assert out["turn"] > 0.01
+    torch.testing.assert_close(out["loss"], out["mse"] + 0.3 * out["turn"])
+
+
 def test_loss_ignores_padding(batch):
     model = randomize_zero_init(tiny_model()).eval()
     kw = model_kwargs(batch)

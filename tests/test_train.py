@@ -1,5 +1,6 @@
 """The training loop on real fixture maps: runs, checkpoints, and resumes to the same weights."""
 
+import json
 import subprocess
 import sys
 
@@ -116,3 +117,29 @@ def test_style_classes_carry_their_maps_descriptors(cache, tmp_path):
     assert features.shape[0] == ckpt["config"]["model_config"]["num_classes"]
     assert not features[0].any()  # the null class says nothing
     assert (features[1:].abs().sum(dim=1) > 0).float().mean() > 0.5
+
+
+def test_turn_loss_weight_changes_the_objective_and_is_recorded(cache, tmp_path):
+    args = [*TINY, "--data-path", str(cache), "--max-steps", "2", "--val-every", "2", "--log-every", "2"]
+    run([*args, "--results-dir", str(tmp_path / "plain")])
+    run([*args, "--results-dir", str(tmp_path / "turn"), "--turn-loss-weight", "0.3"])
+    plain, turn = (
+        [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        for name in ("plain", "turn")
+    )
+    plain_val = next(r for r in plain if "val_loss" in r)
+    turn_val = next(r for r in turn if "val_loss" in r)
+    assert "val_turn" not in plain_val and turn_val["val_turn"] > 0
+    # Same data, noise and init: the turn term is the only difference, so the training loss grows by it.
+    assert next(r["train_loss"] for r in turn if "train_loss" in r) > next(
+        r["train_loss"] for r in plain if "train_loss" in r
+    )
+    ckpt = load_checkpoint(tmp_path / "turn" / "checkpoints" / "step_0000002.pt")
+    assert ckpt["extra"]["run"]["turn_loss_weight"] == 0.3
+
+
+@pytest.mark.parametrize("extra", [["--turn-loss-weight", "-1"], ["--task", "replay", "--turn-loss-weight", "0.3"]])
+def test_turn_loss_weight_is_refused_where_it_means_nothing(tmp_path, extra, capsys):
+    with pytest.raises(SystemExit) as err:
+        train.parse_args(["--data-path", str(tmp_path), *extra])
+    assert err.value.code == 2 and "--turn-loss-weight" in capsys.readouterr().err
