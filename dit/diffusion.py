@@ -131,7 +131,7 @@ def turn_loss(x0_hat: Tensor, x0: Tensor, t: Tensor, mask: Tensor, min_leg: floa
     c0, s0, la, lb = _turns(x0.float())
     c1, s1, _, _ = _turns(x0_hat.float())
     jump = (la > min_leg) & (lb > min_leg) & mask[:, 2:] & mask[:, 1:-1] & mask[:, :-2]
-    weight = alpha_sigma(t)[0].float().pow(2)[:, None]
+    weight = alpha_sigma(t)[0].pow(2).float()[:, None]
     err = ((c1 - c0) ** 2 + (s1 - s0) ** 2) * weight
     return (err * jump).sum() / jump.sum().clamp_min(1)
 
