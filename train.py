@@ -385,10 +385,10 @@ def main(args: argparse.Namespace) -> None:
         stats = accelerator.reduce(torch.tensor([total, turn, count], dtype=torch.float64), reduction="sum")
         value = float(stats[0] / max(1.0, float(stats[2])))
         # val_loss stays the plain MSE so runs with and without the turn term compare on one scale.
-        log(
-            step,
-            {"val_loss": value, **({"val_turn": float(stats[1] / max(1.0, float(stats[2])))} if turn_terms else {})},
-        )
+        values = {"val_loss": value}
+        if turn_terms:
+            values["val_turn"] = float(stats[1] / max(1.0, float(stats[2])))
+        log(step, values)
         return value
 
     target_key, class_key = ("position", "style") if args.task == "position" else ("x0", "player")
