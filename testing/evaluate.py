@@ -1,7 +1,8 @@
 """Remap a set of maps with a position checkpoint and judge every output against its source.
 
     python testing/evaluate.py --input DIR_OR_FILES... --output DIR [--ckpt PATH] [--style-id ID | --mapper NAME]
-                               [--cfg-scale S] [--num-sampling-steps N] [--sampler NAME] [--seed S] [--limit N]
+                               [--unconditional] [--cfg-scale S] [--num-sampling-steps N] [--sampler NAME]
+                               [--seed S] [--limit N]
     python testing/evaluate.py --input DIR --output DIR --compare-styles 1849273 668662   # BeatmapIDs or .osu files
 
 Both files of each pair are read by independent readers: the slider library (falling back to our parser only
@@ -220,12 +221,14 @@ class Remapper:
         seed: int,
         spacing_passes: int,
         strength: float = 1.0,
+        unconditional: bool = False,
     ):
         import sample
 
         self.sample = sample
         self.model, self.ckpt, self.styles = sample.load_position_model(ckpt)
         self.cfg_scale = cfg_scale
+        self.unconditional = unconditional
         self.kwargs = dict(
             steps=steps, sampler=sampler, seed=seed, progress=False, spacing_passes=spacing_passes, strength=strength
         )
@@ -240,6 +243,7 @@ class Remapper:
             args.seed,
             args.spacing_passes,
             args.strength,
+            args.unconditional,
         )
 
     def style(self, style_id: int | None, mapper: str | None) -> int:
@@ -261,6 +265,9 @@ class Remapper:
         started = time.perf_counter()
         styled = style != 0 or style_features is not None
         kwargs = dict(self.kwargs, cfg_scale=self.sample.guidance_scale(self.cfg_scale, styled=styled))
+        if not styled and not self.unconditional:  # as sample.py: no style asked for means the source's own
+            style_features = self.sample.own_style_features(self.model, beatmap)
+            label = label or (self.sample.OWN_STYLE_LABEL if style_features is not None else None)
         text = self.sample.remap(beatmap, self.model, self.ckpt, style, style_features=style_features, **kwargs)[0]
         label = label or self.sample.style_label(self.styles, style)
         text = self.sample.set_version(text, f"{beatmap.version or 'Unknown'} (osu-dit {label})")
@@ -299,6 +306,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     remapper = Remapper.from_args(args)
     style = remapper.style(args.style_id, args.mapper)
     label = remapper.sample.style_label(remapper.styles, style)
+    if style == 0 and not args.unconditional:
+        label = remapper.sample.OWN_STYLE_LABEL
     paths = collect_inputs(args.input)[: args.limit]
     _refuse_if_nothing_to_judge(args.input, paths)
     rows, turns, skipped, failures = [], [], [], []
@@ -501,6 +510,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar=("STYLE_A", "STYLE_B"),
         help="remap each map in both styles, each a BeatmapID the checkpoint knows or any .osu (style by example), "
         "and report how much more A turns than B",
+    )
+    style.add_argument(
+        "--unconditional", action="store_true", help="no style at all (default: each map's own, as sample.py)"
     )
     p.add_argument(
         "--cfg-scale", type=float, default=None, help="classifier-free guidance scale (default: as sample.py's)"

@@ -95,7 +95,7 @@ def test_style_presets_are_styles_the_shipped_checkpoint_knows():
     settings = nbformat.read(NOTEBOOK, as_version=4).cells[1].source
     line = next(s for s in settings.splitlines() if s.startswith("STYLE ="))
     presets = ast.literal_eval(line.split("#@param", 1)[1].split("{")[0].strip())
-    unknown = [p for p in presets if p != "no style" and styles.mapper_class(p) is None]
+    unknown = [p for p in presets if p not in ("own style", "no style") and styles.mapper_class(p) is None]
     assert not unknown, f"presets the checkpoint does not know: {unknown}"
 
 

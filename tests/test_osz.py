@@ -165,7 +165,7 @@ def test_sample_cli_writes_the_osz_and_preview_beside_the_remap(fixtures, tmp_pa
     assert sample.main(argv) == 0
     written = (out / "remap.osu").read_bytes()
     got = members(out / "remap.osz")
-    name = "Nakamura Meiko - Aka no Ha (Lily Bread) [Extra (osu-dit no style)].osu"
+    name = "Nakamura Meiko - Aka no Ha (Lily Bread) [Extra (osu-dit own style)].osu"
     assert set(got) == {name, "audio.mp3", "58447044_p0.jpg"}
     # the archive holds the very bytes written (a replay of the .osu names their MD5)
     assert got[name] == written and got["audio.mp3"] == files["audio.mp3"]

@@ -86,7 +86,7 @@ def test_strength_names_the_remap_repeats_and_is_checked(tiny_ckpt, fixture_maps
     for out in outputs:
         assert sample.main([*args, "--strength", "0.5", "--output", str(out)]) == 0
     assert outputs[0].read_bytes() == outputs[1].read_bytes()
-    assert read_beatmap(outputs[0]).version.endswith("(osu-dit no style, strength 0.5)")
+    assert read_beatmap(outputs[0]).version.endswith("(osu-dit own style, strength 0.5)")
     for bad in ("0", "1.5"):
         with pytest.raises(SystemExit) as exit_info:
             sample.main([*args, "--strength", bad, "--output", str(tmp_path / "bad.osu")])
