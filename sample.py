@@ -88,14 +88,14 @@ def reference_features(model, path: Path) -> tuple[str, np.ndarray]:
     """(label, descriptor) of the map a --style-from remap should look like."""
     from data.codec import encode
     from data.osu_file import read_beatmap
-    from data.style_features import style_features
+    from data.style_features import playable_style_features
 
     if not model.config.class_feature_dim:
         raise BadInputError(None, "--style-from needs a checkpoint trained with style features (see train.py --help)")
     if not path.is_file() or path.suffix.lower() != ".osu":
         raise BadInputError(path, "--style-from takes an .osu file")
     reference = read_beatmap(path)
-    features = style_features(encode(reference))
+    features = playable_style_features(encode(reference))
     if not features.any():
         raise BadInputError(path, "has too few objects to show a style")
     name = f"style {reference.beatmap_id}" if reference.beatmap_id else f"style of {reference.version or path.stem}"
@@ -110,11 +110,11 @@ def own_style_features(model, beatmap) -> np.ndarray | None:
     held-out maps, 0.118 against 0.138 on 39 random corpus maps; the remaps keep each source's mean turn (README,
     "Remapping quality")."""
     from data.codec import encode
-    from data.style_features import style_features
+    from data.style_features import playable_style_features
 
     if not model.config.class_feature_dim:
         return None
-    features = style_features(encode(beatmap))
+    features = playable_style_features(encode(beatmap))
     return features if features.any() else None
 
 

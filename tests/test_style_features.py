@@ -5,7 +5,13 @@ import numpy as np
 from data.codec import encode
 from data.datapoints import Datapoints
 from data.osu_file import read_beatmap
-from data.style_features import JUMP_ANGLE_BINS, STREAM_ANGLE_BINS, STYLE_FEATURE_DIM, style_features
+from data.style_features import (
+    JUMP_ANGLE_BINS,
+    STREAM_ANGLE_BINS,
+    STYLE_FEATURE_DIM,
+    playable_style_features,
+    style_features,
+)
 
 
 def _features(fixture_maps, name):
@@ -35,3 +41,19 @@ def test_too_few_objects_give_no_descriptor(fixture_maps):
     )
     assert not style_features(first_two).any()
     assert style_features(datapoints).any()
+
+
+def test_playable_features_describe_the_map_as_clipped_to_the_playfield(fixture_maps):
+    def datapoints(name):
+        return encode(read_beatmap(next(p for p in fixture_maps if name in p.name)))
+
+    inside = datapoints("Aka no Ha")  # every point on the field: described as it is
+    np.testing.assert_array_equal(playable_style_features(inside), style_features(inside))
+    gimmick = datapoints("Natsukoi")  # a gimmick map with many slider ends off the field
+    off = ((gimmick.position < 0) | (gimmick.position > [512, 384])).any(axis=1)
+    assert off.mean() > 0.1
+    clipped = gimmick.with_positions(np.clip(gimmick.position, 0, [512, 384]))
+    playable, raw = playable_style_features(gimmick), style_features(gimmick)
+    np.testing.assert_allclose(playable, style_features(clipped), atol=1e-6)
+    spread = slice(JUMP_ANGLE_BINS + STREAM_ANGLE_BINS + 1, STYLE_FEATURE_DIM)  # x and y spread, distance to centre
+    assert (playable[spread] <= raw[spread] + 1e-6).all() and not np.allclose(playable[spread], raw[spread])
