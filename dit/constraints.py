@@ -8,9 +8,17 @@ steps keeps the network's directions (where the style lives) and restores the rh
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from data.datapoints import ANCHOR_TYPES, SLIDER_END_TYPES, DatapointType
+
+_HEAD_KINDS = frozenset({DatapointType.SLIDER_HEAD, DatapointType.SLIDER_HEAD_NEW_COMBO})
+_AIM_KINDS = frozenset({DatapointType.CIRCLE, DatapointType.CIRCLE_NEW_COMBO, *_HEAD_KINDS, *SLIDER_END_TYPES})
 
 
 def match_spacing(x: Tensor, target: Tensor, mask: Tensor, passes: int = 8, rate: float = 0.5) -> Tensor:
@@ -29,3 +37,135 @@ def match_spacing(x: Tensor, target: Tensor, mask: Tensor, passes: int = 8, rate
         push = (0.5 * rate * scale * legs_real).unsqueeze(-1) * leg
         x = x + F.pad(push, (0, 0, 1, 0)) - F.pad(push, (0, 0, 0, 1))
     return x
+
+
+@dataclass(frozen=True)
+class AimPath:
+    """Where a map's aim path runs in its datapoint sequence, for match_turns.
+
+    hit: indices of the points a player aims at (circles, slider heads, slider ends), in time order.
+    anchor, anchor_head, anchor_end: each slider anchor's index, and its slider's head and end as rows of `hit`,
+    so an anchor can follow its slider when the head or end moves.
+    """
+
+    hit: Tensor
+    anchor: Tensor
+    anchor_head: Tensor
+    anchor_end: Tensor
+
+    @classmethod
+    def from_kinds(cls, kind: Tensor) -> AimPath:
+        kinds = [int(k) for k in kind.tolist()]
+        hit, anchor, anchor_head, anchor_end = [], [], [], []
+        head, pending = -1, []
+        for i, k in enumerate(kinds):
+            if k in _AIM_KINDS:
+                hit.append(i)
+            if k in _HEAD_KINDS:
+                head, pending = len(hit) - 1, []
+            elif k in ANCHOR_TYPES and head >= 0:
+                pending.append(i)
+            elif k in SLIDER_END_TYPES and head >= 0:
+                anchor += pending
+                anchor_head += [head] * len(pending)
+                anchor_end += [len(hit) - 1] * len(pending)
+                head, pending = -1, []
+
+        def as_tensor(values: list[int]) -> Tensor:
+            return torch.tensor(values, dtype=torch.long, device=kind.device)
+
+        return cls(as_tensor(hit), as_tensor(anchor), as_tensor(anchor_head), as_tensor(anchor_end))
+
+
+def histogram_quantiles(histogram: Tensor, levels: Tensor) -> Tensor:
+    """Angles in [0, pi] at the given cumulative levels of a histogram of equal-width bins over [0, pi],
+    uniform within each bin."""
+    bins = histogram.numel()
+    mass = histogram.clamp_min(0).to(levels.dtype)
+    cumulative = torch.cumsum(mass / mass.sum(), 0)
+    k = torch.searchsorted(cumulative, levels.contiguous(), right=True).clamp_max(bins - 1)
+    below = torch.where(k > 0, cumulative[(k - 1).clamp_min(0)], torch.zeros_like(levels))
+    within = ((levels - below) / (cumulative[k] - below).clamp_min(1e-12)).clamp(0, 1)
+    return (k.to(levels.dtype) + within) * (math.pi / bins)
+
+
+def match_turns(
+    x: Tensor,
+    histogram: Tensor,
+    path: AimPath,
+    min_leg: float,
+    passes: int = 4,
+    rate: float = 0.5,
+    bounds: tuple[Tensor, Tensor] | None = None,
+) -> Tensor:
+    """Rotate legs about their shared points so the turning angles at jumps take the distribution `histogram`.
+
+    x [B, L, 2] positions; histogram [bins] the wanted share of jump turns per equal-width bin of [0, pi] (a
+    style descriptor's jump-turn bins); path from AimPath.from_kinds; a turn counts when both its legs are longer
+    than min_leg (x's units). Each pass sorts the turns and gives each the angle of the same rank in the
+    histogram (the 1-D optimal transport), then rotates the next point about the turn's point by half the error
+    and the previous point by the other half, times `rate`. One rotation keeps both legs' lengths, but a point
+    also turns about its other neighbour, so the moves summed stretch legs (a median 45% after 4 passes towards
+    a far histogram on a real map): two relaxation passes after each pull the aim path's legs back to their
+    lengths on entry (6%). Slider anchors follow their slider's head and end (a rotation and scale about the
+    head). `bounds` (low, high) [2]: a point whose move would take it outside stays put that pass (steering a
+    gimmick map with 300 px jumps to a flowing map's turns put 20% of its points on the playfield's edge, 7%
+    with this).
+    """
+    if len(path.hit) < 3 or float(histogram.sum()) <= 0:
+        return x
+    out = []
+    for item in x:
+        points = item[path.hit].double()
+        lengths = F.pad((points[1:] - points[:-1]).norm(dim=-1), (1, 0))[None]
+        everywhere = torch.ones_like(lengths, dtype=torch.bool)
+        for _ in range(passes):
+            into = points[1:-1] - points[:-2]
+            out_leg = points[2:] - points[1:-1]
+            jump = (into.norm(dim=-1) > min_leg) & (out_leg.norm(dim=-1) > min_leg)
+            count = int(jump.sum())
+            if count == 0:
+                break
+            cross = into[:, 0] * out_leg[:, 1] - into[:, 1] * out_leg[:, 0]
+            signed = torch.atan2(cross, (into * out_leg).sum(-1))
+            turn = signed.abs()[jump]
+            order = torch.argsort(turn, stable=True)
+            levels = (torch.arange(count, dtype=points.dtype, device=points.device) + 0.5) / count
+            wanted = torch.empty_like(turn)
+            wanted[order] = histogram_quantiles(histogram.to(points.device), levels)
+            error = torch.zeros_like(signed)
+            error[jump] = wanted - turn
+            # turning further means rotating the out-leg towards the side it already turns to
+            half = 0.5 * rate * error * torch.where(signed < 0, -1.0, 1.0)
+            move = torch.zeros_like(points)
+            move[2:] += _rotate(out_leg, half) - out_leg
+            move[:-2] += into - _rotate(into, -half)
+            if bounds is not None:  # no point is turned off the field, where the clip would crowd the edge
+                low, high = (b.to(points) for b in bounds)
+                moved = points + move
+                move[((moved < low) | (moved > high)).any(-1)] = 0
+            points = match_spacing((points + move)[None], lengths, everywhere, passes=2)[0]
+        item = item.clone()
+        new_hit = points.to(item.dtype)
+        if len(path.anchor):
+            old_head, old_end = item[path.hit[path.anchor_head]], item[path.hit[path.anchor_end]]
+            new_head, new_end = new_hit[path.anchor_head], new_hit[path.anchor_end]
+            item[path.anchor] = new_head + _similar(
+                item[path.anchor] - old_head, old_end - old_head, new_end - new_head
+            )
+        item[path.hit] = new_hit
+        out.append(item)
+    return torch.stack(out)
+
+
+def _rotate(v: Tensor, angle: Tensor) -> Tensor:
+    c, s = torch.cos(angle), torch.sin(angle)
+    return torch.stack([c * v[:, 0] - s * v[:, 1], s * v[:, 0] + c * v[:, 1]], -1)
+
+
+def _similar(v: Tensor, old: Tensor, new: Tensor) -> Tensor:
+    """v under the rotation and scale that takes `old` to `new` (identity where `old` is too short to say)."""
+    as_complex = lambda t: torch.view_as_complex(t.contiguous())  # noqa: E731
+    long = old.norm(dim=-1) > 1e-6
+    ratio = (as_complex(new) / as_complex(old).where(long, 1.0)).where(long, 1.0)
+    return torch.view_as_real(as_complex(v) * ratio)

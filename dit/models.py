@@ -360,6 +360,11 @@ class PositionDiT(nn.Module):
         tokens = self.backbone(tokens, c, mask)
         return self.final_layer(tokens, c)
 
+    def class_descriptor(self, style: int) -> Tensor | None:
+        """The fixed descriptor this model reads for a style class (None when it reads none)."""
+        table = getattr(self.style_embedder, "class_features", None)
+        return None if table is None else table[style]
+
     def forward_with_cfg(self, x: Tensor, t: Tensor, *, cfg_scale: float, **kwargs) -> Tensor:
         """Classifier-free guidance on the style; one forward pass when cfg_scale == 1."""
         from dit.diffusion import guided  # the guidance rule lives with the objective

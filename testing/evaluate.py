@@ -222,6 +222,7 @@ class Remapper:
         spacing_passes: int,
         strength: float = 1.0,
         unconditional: bool = False,
+        turn_passes: int | None = None,
     ):
         import sample
 
@@ -230,7 +231,13 @@ class Remapper:
         self.cfg_scale = cfg_scale
         self.unconditional = unconditional
         self.kwargs = dict(
-            steps=steps, sampler=sampler, seed=seed, progress=False, spacing_passes=spacing_passes, strength=strength
+            steps=steps,
+            sampler=sampler,
+            seed=seed,
+            progress=False,
+            spacing_passes=spacing_passes,
+            strength=strength,
+            turn_passes=sample.TURN_PASSES if turn_passes is None else turn_passes,
         )
 
     @classmethod
@@ -244,6 +251,7 @@ class Remapper:
             args.spacing_passes,
             args.strength,
             args.unconditional,
+            args.turn_passes,
         )
 
     def style(self, style_id: int | None, mapper: str | None) -> int:
@@ -333,6 +341,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     summary = summarize(table, skipped, failures)
     summary.update(style=label, ckpt=str(args.ckpt), seed=args.seed, sampler=args.sampler,
                    steps=args.num_sampling_steps, spacing_passes=args.spacing_passes, strength=args.strength,
+                   turn_passes=args.turn_passes,
                    cfg_scale=remapper.sample.guidance_scale(args.cfg_scale, styled=style != 0))  # fmt: skip
     _write_table(args.output / "evaluation.csv", table)
     write_text_atomic(args.output / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -495,7 +504,7 @@ def compare_styles(args: argparse.Namespace) -> dict:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from dit.diffusion import SAMPLERS
-    from sample import DEFAULT_CKPT, SPACING_PASSES, strength_value
+    from sample import DEFAULT_CKPT, SPACING_PASSES, TURN_PASSES, strength_value
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--input", type=Path, nargs="+", required=True, help=".osu files and/or folders searched for them")
@@ -522,6 +531,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--spacing-passes", type=int, default=SPACING_PASSES, help="passes per step pulling distances to the source's"
     )
+    p.add_argument("--turn-passes", type=int, default=TURN_PASSES, help="passes per step matching turns to the style's")
     p.add_argument(
         "--strength", type=strength_value, default=1.0, help="share of the source's layout to rework (as sample.py)"
     )

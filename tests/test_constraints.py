@@ -1,17 +1,26 @@
-"""Spacing matching during sampling: on real maps, unit-level and through the shipped checkpoint."""
+"""Spacing and turn matching during sampling: on real maps, unit-level and through the shipped checkpoint."""
+
+import math
 
 import numpy as np
 import torch
 
 import sample
 from data.codec import encode
-from data.dataset import full_map_sample
+from data.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
+from data.dataset import POSITION_SCALE, full_map_sample, normalize_positions
 from data.osu_file import read_beatmap
-from dit.constraints import match_spacing
+from data.style_features import JUMP_ANGLE_BINS, JUMP_PX, playable_style_features, style_features
+from dit.constraints import AimPath, histogram_quantiles, match_spacing, match_turns
+from testing.metrics import turning_angles, wasserstein_1d
+
+
+def fixture(fixture_maps, name: str):
+    return encode(read_beatmap(next(p for p in fixture_maps if name in p.name)))
 
 
 def aka_no_ha(fixture_maps):
-    return encode(read_beatmap(next(p for p in fixture_maps if "Aka no Ha" in p.name)))
+    return fixture(fixture_maps, "Aka no Ha")
 
 
 def leg_lengths(x: torch.Tensor) -> torch.Tensor:
@@ -58,3 +67,104 @@ def test_the_shipped_checkpoint_keeps_the_source_spacing_with_the_default_passes
         legs = np.linalg.norm(np.diff(positions, axis=0), axis=1)
         errors[passes] = float(np.median(np.abs(legs - datapoints.distance[1:])))
     assert errors[sample.SPACING_PASSES] < 0.5 * errors[0], errors
+
+
+def jump_histogram(datapoints) -> torch.Tensor:
+    return torch.from_numpy(style_features(datapoints)[:JUMP_ANGLE_BINS]).double()
+
+
+def aim_turns(x: torch.Tensor, path: AimPath) -> np.ndarray:
+    return turning_angles(x[0, path.hit].numpy() * POSITION_SCALE)
+
+
+def histogram_sample(histogram: torch.Tensor) -> np.ndarray:
+    return histogram_quantiles(histogram, (torch.arange(1000, dtype=torch.float64) + 0.5) / 1000).numpy()
+
+
+def test_histogram_quantiles_spread_each_bins_share_evenly_across_it():
+    levels = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0], dtype=torch.float64)
+    for histogram in ([0.5, 0.0, 0.0, 0.5], [3.0, 0.0, 0.0, 3.0]):  # shares or counts
+        got = histogram_quantiles(torch.tensor(histogram, dtype=torch.float64), levels)
+        expected = torch.tensor([0, 1 / 8, 3 / 4, 7 / 8, 1], dtype=torch.float64) * math.pi
+        torch.testing.assert_close(got, expected)
+
+
+def test_turns_take_another_maps_histogram_and_the_legs_keep_their_length(fixture_maps):
+    fields = full_map_sample(aka_no_ha(fixture_maps), 0)
+    x, path = fields["position"][None], AimPath.from_kinds(fields["kind"])
+    target = jump_histogram(fixture(fixture_maps, "Rocket"))  # many straight-on and right-angle jumps
+    moved = match_turns(x, target, path, JUMP_PX / POSITION_SCALE, passes=16)
+    before = wasserstein_1d(aim_turns(x, path), histogram_sample(target))
+    after = wasserstein_1d(aim_turns(moved, path), histogram_sample(target))
+    assert after < 0.25 * before, (before, after)  # measured 0.516 -> 0.084
+    legs = lambda y: np.linalg.norm(np.diff(y[0, path.hit].numpy(), axis=0), axis=1)  # noqa: E731
+    real = legs(x) > JUMP_PX / POSITION_SCALE
+    assert np.median(np.abs(legs(moved)[real] / legs(x)[real] - 1)) < 0.05  # measured 0.026
+
+
+def test_a_map_already_in_the_style_moves_far_less_than_one_steered_elsewhere(fixture_maps):
+    datapoints = aka_no_ha(fixture_maps)
+    fields = full_map_sample(datapoints, 0)
+    x, path = fields["position"][None], AimPath.from_kinds(fields["kind"])
+    moves = {}
+    for name, histogram in (
+        ("own", jump_histogram(datapoints)),
+        ("other", jump_histogram(fixture(fixture_maps, "Rocket"))),
+    ):
+        moved = match_turns(x, histogram, path, JUMP_PX / POSITION_SCALE)
+        moves[name] = float((moved - x).norm(dim=-1).median()) * POSITION_SCALE
+    assert moves["own"] < 0.25 * moves["other"], moves  # measured 7 vs 53 px
+
+
+def test_slider_anchors_keep_their_place_on_their_slider(fixture_maps):
+    fields = full_map_sample(aka_no_ha(fixture_maps), 0)
+    x, path = fields["position"][None], AimPath.from_kinds(fields["kind"])
+    assert len(path.anchor) > 100
+    moved = match_turns(x, jump_histogram(fixture(fixture_maps, "Rocket")), path, JUMP_PX / POSITION_SCALE)
+
+    def along_slider(y):  # each anchor as a complex multiple of its slider's head-to-end chord
+        points = torch.view_as_complex(y[0].double().contiguous())
+        head, end = points[path.hit[path.anchor_head]], points[path.hit[path.anchor_end]]
+        return (points[path.anchor] - head) / (end - head), (end - head).abs()
+
+    (before, chord), (after, _) = along_slider(x), along_slider(moved)
+    assert (moved[0, path.hit[path.anchor_end]] - x[0, path.hit[path.anchor_end]]).norm(dim=-1).max() > 0.05
+    long = chord > 0.05  # chords of 16 px and more
+    torch.testing.assert_close(after[long], before[long], atol=1e-4, rtol=0)
+
+
+def test_a_histogram_without_jumps_leaves_the_map_as_it_is(fixture_maps):
+    fields = full_map_sample(aka_no_ha(fixture_maps), 0)
+    x = fields["position"][None]
+    same = match_turns(x, torch.zeros(JUMP_ANGLE_BINS, dtype=torch.float64), AimPath.from_kinds(fields["kind"]), 0.1)
+    torch.testing.assert_close(same, x, atol=0, rtol=0)
+
+
+def test_the_shipped_checkpoint_follows_the_styles_turns_with_the_default_passes(fixture_maps):
+    model, ckpt, _ = sample.load_position_model(sample.DEFAULT_CKPT)
+    datapoints = fixture(fixture_maps, "Red Goose")
+    aim = np.zeros(len(datapoints), bool)
+    aim[AimPath.from_kinds(torch.from_numpy(datapoints.kind.astype(np.int64))).hit.numpy()] = True
+    source = turning_angles(datapoints.position[aim])
+    distance = {}
+    for passes in (0, sample.TURN_PASSES):
+        positions = sample.generate_positions(
+            model, ckpt, datapoints, 0, progress=False, style_features=playable_style_features(datapoints),
+            turn_passes=passes,
+        )[0]  # fmt: skip
+        distance[passes] = wasserstein_1d(turning_angles(positions[aim]), source)
+    assert distance[sample.TURN_PASSES] < 0.5 * distance[0], distance  # measured 0.062 vs 0.253
+
+
+def test_bounds_keep_steered_points_on_the_playfield(fixture_maps):
+    fields = full_map_sample(aka_no_ha(fixture_maps), 0)
+    x, path = fields["position"][None], AimPath.from_kinds(fields["kind"])
+    target = jump_histogram(fixture(fixture_maps, "Natsukoi"))  # straight on or straight back, 300 px jumps
+    corners = normalize_positions(np.array([[0, 0], [PLAYFIELD_WIDTH, PLAYFIELD_HEIGHT]], np.float32))
+    bounds = (torch.from_numpy(corners[0]), torch.from_numpy(corners[1]))
+    one_px = 1 / POSITION_SCALE
+    outside = {}
+    for name, given in (("free", None), ("bounded", bounds)):
+        moved = match_turns(x, target, path, JUMP_PX / POSITION_SCALE, passes=8, bounds=given)[0, path.hit]
+        outside[name] = int(((moved < bounds[0] - one_px) | (moved > bounds[1] + one_px)).any(-1).sum())
+    assert outside["free"] > 50 and outside["bounded"] < 0.25 * outside["free"], outside  # measured 105 vs 15 of 463
