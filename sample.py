@@ -45,8 +45,8 @@ OWN_STYLE_LABEL = "own style"  # a remap that follows its source's own descripto
 SPACING_PASSES = 8
 # Passes per step matching the turns at jumps to the style descriptor's jump-turn histogram (dit.constraints).
 # The network reads a descriptor's mean turn but not its shape: on 39 random corpus maps its own-style remaps
-# drew a flat turn histogram (turning W1 to the source 0.118, half the random walk's); 4 passes at rate 0.5 give
-# 0.060, 8 at rate 1 0.056.
+# drew a flat turn histogram (turning W1 to the source 0.118, half the random walk's); 4 passes give 0.059 (8 at
+# twice the rate, measured before the playfield check, 0.056: not worth the harder pull).
 TURN_PASSES = 4
 
 
