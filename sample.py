@@ -202,9 +202,9 @@ def generate_positions(
 
 
 def _constraints(model, kind, style: int, style_features, spacing_passes: int, turn_passes: int, bounds):
-    """What each denoised estimate goes through before the sampler steps (None: nothing): legs pulled to the
-    source's lengths, then turns at jumps matched to the style descriptor's (the given one, else the style class's
-    own; none for an unstyled remap)."""
+    """What each denoised estimate goes through before the sampler steps (None: nothing): turns at jumps matched
+    to the style descriptor's (the given one, else the style class's own; none for an unstyled remap), then legs
+    pulled to the source's lengths."""
     from data.dataset import POSITION_SCALE
     from data.style_features import JUMP_ANGLE_BINS, JUMP_PX
     from dit.constraints import AimPath, match_spacing, match_turns
