@@ -212,9 +212,7 @@ def _constraints(model, kind, style: int, style_features, spacing_passes: int, t
     descriptor = style_features[0] if style_features is not None else None
     if descriptor is None and style:
         descriptor = model.class_descriptor(style)
-    histogram = None if descriptor is None or not turn_passes else descriptor[:JUMP_ANGLE_BINS].double().cpu()
-    if histogram is not None and float(histogram.sum()) <= 0:
-        histogram = None  # the style's map has no jumps to take turns from
+    histogram = None if descriptor is None or not turn_passes else descriptor[:JUMP_ANGLE_BINS]
     if histogram is None and not spacing_passes:
         return None
     path = AimPath.from_kinds(kind) if histogram is not None else None

@@ -45,6 +45,9 @@ SLIDER_END_TYPES = frozenset(
         DatapointType.SLIDER_END_ODD_REPEATS,
     }
 )
+SLIDER_HEAD_TYPES = frozenset({DatapointType.SLIDER_HEAD, DatapointType.SLIDER_HEAD_NEW_COMBO})
+# The points a player aims at, in time order the aim path: circles, slider heads and slider ends.
+AIM_TYPES = frozenset({DatapointType.CIRCLE, DatapointType.CIRCLE_NEW_COMBO, *SLIDER_HEAD_TYPES, *SLIDER_END_TYPES})
 ANCHOR_TYPES = frozenset(
     {
         DatapointType.BEZIER_ANCHOR,

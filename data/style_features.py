@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, SLIDER_END_TYPES, Datapoints, DatapointType
+from data.datapoints import AIM_TYPES, PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Datapoints
 
 JUMP_PX = 40.0  # legs longer than this are jumps (as in testing/evaluate.py's turning-angle check)
 MIN_LEG_PX = 2.0  # shorter legs (stacks) have no direction
@@ -21,18 +21,7 @@ JUMP_ANGLE_BINS = 8
 STREAM_ANGLE_BINS = 4
 STYLE_FEATURE_DIM = JUMP_ANGLE_BINS + STREAM_ANGLE_BINS + 1 + 3
 
-_HIT_KINDS = np.array(
-    sorted(
-        {
-            DatapointType.CIRCLE,
-            DatapointType.CIRCLE_NEW_COMBO,
-            DatapointType.SLIDER_HEAD,
-            DatapointType.SLIDER_HEAD_NEW_COMBO,
-            *SLIDER_END_TYPES,
-        }
-    ),
-    np.int8,
-)
+_AIM_KINDS = np.array(sorted(AIM_TYPES), np.int8)
 
 
 def _histogram(angles: np.ndarray, bins: int) -> np.ndarray:
@@ -58,7 +47,7 @@ def playable_style_features(datapoints: Datapoints) -> np.ndarray:
 
 def span_features(position_px: np.ndarray, kind: np.ndarray) -> np.ndarray:
     """The descriptor of any run of datapoints (a whole map, or one training window), positions in px."""
-    points = np.asarray(position_px)[np.isin(kind, _HIT_KINDS)].astype(np.float64)
+    points = np.asarray(position_px)[np.isin(kind, _AIM_KINDS)].astype(np.float64)
     features = np.zeros(STYLE_FEATURE_DIM, np.float32)
     if len(points) < 3:
         return features

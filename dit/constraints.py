@@ -15,10 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from data.datapoints import ANCHOR_TYPES, SLIDER_END_TYPES, DatapointType
-
-_HEAD_KINDS = frozenset({DatapointType.SLIDER_HEAD, DatapointType.SLIDER_HEAD_NEW_COMBO})
-_AIM_KINDS = frozenset({DatapointType.CIRCLE, DatapointType.CIRCLE_NEW_COMBO, *_HEAD_KINDS, *SLIDER_END_TYPES})
+from data.datapoints import AIM_TYPES, ANCHOR_TYPES, SLIDER_END_TYPES, SLIDER_HEAD_TYPES
 
 
 def match_spacing(x: Tensor, target: Tensor, mask: Tensor, passes: int = 8, rate: float = 0.5) -> Tensor:
@@ -59,9 +56,9 @@ class AimPath:
         hit, anchor, anchor_head, anchor_end = [], [], [], []
         head, pending = -1, []
         for i, k in enumerate(kinds):
-            if k in _AIM_KINDS:
+            if k in AIM_TYPES:
                 hit.append(i)
-            if k in _HEAD_KINDS:
+            if k in SLIDER_HEAD_TYPES:
                 head, pending = len(hit) - 1, []
             elif k in ANCHOR_TYPES and head >= 0:
                 pending.append(i)
@@ -114,6 +111,9 @@ def match_turns(
     """
     if len(path.hit) < 3 or float(histogram.sum()) <= 0:
         return x
+    histogram = histogram.to(x.device, torch.float64)
+    if bounds is not None:
+        low, high = (b.to(x.device, torch.float64) for b in bounds)
     out = []
     for item in x:
         points = item[path.hit].double()
@@ -132,7 +132,7 @@ def match_turns(
             order = torch.argsort(turn, stable=True)
             levels = (torch.arange(count, dtype=points.dtype, device=points.device) + 0.5) / count
             wanted = torch.empty_like(turn)
-            wanted[order] = histogram_quantiles(histogram.to(points.device), levels)
+            wanted[order] = histogram_quantiles(histogram, levels)
             error = torch.zeros_like(signed)
             error[jump] = wanted - turn
             # turning further means rotating the out-leg towards the side it already turns to
@@ -141,7 +141,6 @@ def match_turns(
             move[2:] += _rotate(out_leg, half) - out_leg
             move[:-2] += into - _rotate(into, -half)
             if bounds is not None:  # no point is turned off the field, where the clip would crowd the edge
-                low, high = (b.to(points) for b in bounds)
                 moved = points + move
                 move[((moved < low) | (moved > high)).any(-1)] = 0
             points = match_spacing((points + move)[None], lengths, everywhere, passes=2)[0]
