@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
+from data.beatmap.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
 from data.errors import BadInputError, refusal_exit
 
 ROOT = Path(__file__).resolve().parent
@@ -57,7 +57,7 @@ TURN_PASSES = 4
 
 def load_position_model(ckpt_path: str | Path = DEFAULT_CKPT):
     """(model in eval mode, checkpoint dict, StyleTable) from a position-model checkpoint."""
-    from data.styles import StyleTable
+    from data.tables import StyleTable
     from dit.checkpoint import build_model_from_checkpoint, load_checkpoint
 
     ckpt = load_checkpoint(ckpt_path)
@@ -91,8 +91,8 @@ def resolve_style(styles, style_id: int | None = None, mapper: str | None = None
 
 def reference_features(model, path: Path) -> tuple[str, np.ndarray]:
     """(label, descriptor) of the map a --style-from remap should look like."""
-    from data.codec import encode
-    from data.osu_file import read_beatmap
+    from data.beatmap.codec import encode
+    from data.beatmap.osu_file import read_beatmap
     from data.style_features import playable_style_features
 
     if not model.config.class_feature_dim:
@@ -114,7 +114,7 @@ def own_style_features(model, beatmap) -> np.ndarray | None:
     Measured with the shipped checkpoint: turning-angle W1 to the source 0.094 against 0.121 unconditioned on 12
     held-out maps, 0.118 against 0.138 on 39 random corpus maps; the remaps keep each source's mean turn (README,
     "Remapping quality")."""
-    from data.codec import encode
+    from data.beatmap.codec import encode
     from data.style_features import playable_style_features
 
     if not model.config.class_feature_dim:
@@ -162,7 +162,7 @@ def generate_positions(
     what that much noise leaves of it."""
     import torch
 
-    from data.dataset import denormalize_positions, full_map_sample, normalize_positions
+    from data.windows import denormalize_positions, full_map_sample, normalize_positions
     from dit import diffusion
 
     fields = full_map_sample(datapoints, style)
@@ -205,8 +205,8 @@ def _constraints(model, kind, style: int, style_features, spacing_passes: int, t
     """What each denoised estimate goes through before the sampler steps (None: nothing): turns at jumps matched
     to the style descriptor's (the given one, else the style class's own; none for an unstyled remap), then legs
     pulled to the source's lengths."""
-    from data.dataset import POSITION_SCALE
     from data.style_features import JUMP_ANGLE_BINS, JUMP_PX
+    from data.windows import POSITION_SCALE
     from dit.constraints import AimPath, match_spacing, match_turns
 
     descriptor = style_features[0] if style_features is not None else None
@@ -229,7 +229,7 @@ def _constraints(model, kind, style: int, style_features, spacing_passes: int, t
 
 def remap(beatmap, model, ckpt: dict, style: int, **generate_kwargs) -> list[str]:
     """The source beatmap with every object placed anew, as .osu texts (one per variant)."""
-    from data.codec import decode, encode
+    from data.beatmap.codec import decode, encode
 
     datapoints = encode(beatmap)
     variants = generate_positions(model, ckpt, datapoints, style, **generate_kwargs)
@@ -301,13 +301,13 @@ def generate_replay_grid(
     temperature: float = DEFAULT_REPLAY_TEMPERATURE,
     progress: bool = True,
 ):
-    """A ReplayGrid (play time) of the model playing a modded map (data.mods.PlayBeatmap), whole map in one pass.
+    """A ReplayGrid (play time) of the model playing a modded map (data.replay.mods.PlayBeatmap), whole map in one pass.
 
     `temperature` scales the starting noise: below 1 the deterministic samplers land nearer the most likely
     play (tighter aim, steadier timing), at 1 they draw from the full spread the model learned."""
     import torch
 
-    from data.replay import ReplayGrid
+    from data.replay.osr import ReplayGrid
     from data.replay_dataset import map_features
     from data.replay_windows import CHANNELS, decode_targets, model_features, reference_path
     from dit import diffusion
@@ -348,11 +348,11 @@ def play(
     player_name: str = REPLAY_PLAYER_NAME,
     **generate_kwargs,
 ) -> bytes:
-    """An osu!stable .osr of the model playing `beatmap` (data.osu_file.Beatmap) with `mods`; written to
+    """An osu!stable .osr of the model playing `beatmap` (data.beatmap.osu_file.Beatmap) with `mods`; written to
     `output` when given. The header names the map's MD5 and carries the judged hit counts, combo and life bar."""
-    from data.gameplay import judge
-    from data.mods import apply_mods, parse_mods
-    from data.replay import grid_frames, write_replay
+    from data.replay.gameplay import judge
+    from data.replay.mods import apply_mods, parse_mods
+    from data.replay.osr import grid_frames, write_replay
 
     flags = parse_mods(mods) if isinstance(mods, str) else int(mods)
     modded = apply_mods(beatmap, flags)
@@ -506,9 +506,9 @@ def pick_device(name: str) -> str:
 
 def run(args: argparse.Namespace) -> list[Path]:
     from data.atomic import write_text_atomic
-    from data.inputs import read_beatmap_input
-    from data.mods import mods_to_string, parse_mods
-    from data.osu_file import read_beatmap
+    from data.beatmap.inputs import read_beatmap_input
+    from data.beatmap.osu_file import read_beatmap
+    from data.replay.mods import mods_to_string, parse_mods
 
     device = pick_device(args.device)
     replaying = args.replay or args.replay_only or args.list_players
@@ -595,11 +595,11 @@ def run(args: argparse.Namespace) -> list[Path]:
 
 def write_companions(args: argparse.Namespace, source, written: list[Path]) -> list[Path]:
     """The --preview PNGs, --animation GIFs and --osz archive of the maps and replays just written."""
-    from data.animation import render_animation
-    from data.osu_file import read_beatmap
-    from data.osz import export_osz, osu_member_name
-    from data.preview import render_preview
-    from data.replay import read_replay
+    from data.beatmap.osu_file import read_beatmap
+    from data.beatmap.osz import export_osz, osu_member_name
+    from data.render.animation import render_animation
+    from data.render.preview import render_preview
+    from data.replay.osr import read_replay
 
     maps = [p for p in written if p.suffix == ".osu"]
     replays = [read_replay(p) for p in written if p.suffix == ".osr"]

@@ -213,7 +213,7 @@ def replay_datasets(args: argparse.Namespace):
 
 def replay_extra(players, args: argparse.Namespace, prediction: str, run_config: dict) -> dict:
     """What sample.py needs beside the weights to play a map: players, prediction, the data layout."""
-    from data.replay import DEFAULT_STEP_MS
+    from data.replay.osr import DEFAULT_STEP_MS
     from data.replay_windows import CHANNELS, DEFAULT_REFERENCE, MODEL_FEATURE_NAMES, OFFSET_GAIN
 
     return {
@@ -242,9 +242,9 @@ def main(args: argparse.Namespace) -> None:
     from accelerate.utils import set_seed
     from tqdm import tqdm
 
-    from data.dataset import POSITION_CENTER, POSITION_SCALE, WindowDataset, load_cache
     from data.replay_windows import NUM_MODEL_FEATURES
     from data.style_features import STYLE_FEATURE_DIM, class_feature_table
+    from data.windows import POSITION_CENTER, POSITION_SCALE, WindowDataset, load_cache
     from dit import diffusion
     from dit.checkpoint import MODEL_REGISTRY, load_checkpoint, model_config_dict, save_checkpoint
     from dit.models import preset_config

@@ -15,7 +15,7 @@ Per-map files beat one file per set: a worker writes its own map's array in para
 to the parent), duplicates and removals are a file name check, and an incremental run touches only new maps.
 
 This path never imports torch or pandas: the speed target counts the whole process, and importing pandas alone
-costs about a third of it. The table is a plain CSV that `data.dataset.load_cache` reads with pandas.
+costs about a third of it. The table is a plain CSV that `data.windows.load_cache` reads with pandas.
 """
 
 from __future__ import annotations
@@ -39,13 +39,13 @@ from pathlib import Path
 import numpy as np
 
 from data.atomic import atomic_path, write_bytes_atomic, write_text_atomic
-from data.codec import encode
-from data.datapoints import Datapoints
+from data.beatmap.codec import encode
+from data.beatmap.datapoints import Datapoints
+from data.beatmap.osu_file import parse_beatmap
+from data.beatmap.sources import ARCHIVE_SEPARATOR, MapSource, find_maps
+from data.beatmap.stars import star_rating
 from data.errors import BadInputError
-from data.osu_file import parse_beatmap
-from data.sources import ARCHIVE_SEPARATOR, MapSource, find_maps
-from data.stars import star_rating
-from data.styles import StyledMap, StyleTable
+from data.tables import StyledMap, StyleTable
 
 TABLE_FILE = "maps.csv"
 SOURCES_FILE = "sources.csv"
@@ -54,9 +54,9 @@ ARRAYS_DIR = "arrays"
 ARCHIVE_MAPS_DIR = "archive_maps"  # archive members written out for replay pairing (needs a path per map)
 VAL_FRACTION = 0.05
 # The modules whose code decides a map's arrays and table fields (see codec_fingerprint).
-CODEC_MODULES = ("data.osu_file", "data.curves", "data.codec", "data.datapoints", "data.stars")
+CODEC_MODULES = ("data.beatmap.osu_file", "data.beatmap.curves", "data.beatmap.codec", "data.beatmap.datapoints", "data.beatmap.stars")
 ARRAY_FORMAT = 1  # bump when prepare itself changes what it stores
-# One record per datapoint; field names match data.datapoints.Datapoints.
+# One record per datapoint; field names match data.beatmap.datapoints.Datapoints.
 ARRAY_DTYPE = np.dtype([("time_ms", "<f8"), ("position", "<f4", (2,)), ("distance", "<f4"), ("kind", "i1")])
 
 TABLE_COLUMNS = [
@@ -242,7 +242,7 @@ def _label(row: dict) -> str:
 
 
 def styles_fingerprint(md5s: Iterable[str]) -> str:
-    """Ties styles.json to the table it was built from (checked by data.dataset.load_cache)."""
+    """Ties styles.json to the table it was built from (checked by data.windows.load_cache)."""
     return hashlib.md5("\n".join(sorted(md5s)).encode()).hexdigest()
 
 

@@ -7,7 +7,7 @@ Layout under output_dir (all writes atomic, table last):
     replays.csv                one row per stored replay (player class, mods, pairing, header and judged counts)
     players.json               the player class table: class 0 is the null class, then one per username
 
-Conditioning features are absolute and normalized like map positions (data.dataset.normalize_positions); none
+Conditioning features are absolute and normalized like map positions (data.windows.normalize_positions); none
 depends on the cursor, so a model that generates the cursor never sees its own target. Offsets to the cursor
 are `feature - normalized cursor` when a model wants them. Positions are stacked and in the played field (HR
 flipped), times are play time (DT/HT applied), so cursor and map share one clock and one field.
@@ -28,12 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from data.atomic import atomic_path, write_text_atomic
-from data.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
+from data.beatmap.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
+from data.beatmap.osu_file import read_beatmap
 from data.errors import BadInputError
-from data.gameplay import judge, stack_offsets, stacked_positions
-from data.mods import NOT_HUMAN_MODS, PlayBeatmap, apply_mods, mods_to_string
-from data.osu_file import read_beatmap
-from data.replay import DEFAULT_STEP_MS, ReplayGrid, read_replay, to_grid
+from data.replay.gameplay import judge, stack_offsets, stacked_positions
+from data.replay.mods import NOT_HUMAN_MODS, PlayBeatmap, apply_mods, mods_to_string
+from data.replay.osr import DEFAULT_STEP_MS, ReplayGrid, read_replay, to_grid
 
 REPLAYS_DIR = "replays"
 TABLE_FILE = "replays.csv"

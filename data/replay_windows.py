@@ -8,7 +8,7 @@ two keys as +-1 channels that are thresholded after sampling. Positions here are
 dataset, (px - centre) / 320.
 
 Windows cover the part of a replay where an object is within reach (breaks and idle lead-ins are skipped),
-are deterministic for (seed, epoch, index) like data.dataset.WindowDataset, and split by map set.
+are deterministic for (seed, epoch, index) like data.windows.WindowDataset, and split by map set.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from data.replay import key_holds
+from data.replay.osr import key_holds
 from data.replay_dataset import (
     FEATURE_INDEX,
     MAX_LOOKAHEAD_MS,

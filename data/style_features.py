@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data.datapoints import AIM_TYPES, PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Datapoints
+from data.beatmap.datapoints import AIM_TYPES, PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Datapoints
 
 JUMP_PX = 40.0  # legs longer than this are jumps (as in testing/evaluate.py's turning-angle check)
 MIN_LEG_PX = 2.0  # shorter legs (stacks) have no direction

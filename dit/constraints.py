@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from data.datapoints import AIM_TYPES, ANCHOR_TYPES, SLIDER_END_TYPES, SLIDER_HEAD_TYPES
+from data.beatmap.datapoints import AIM_TYPES, ANCHOR_TYPES, SLIDER_END_TYPES, SLIDER_HEAD_TYPES
 
 
 def match_spacing(x: Tensor, target: Tensor, mask: Tensor, passes: int = 8, rate: float = 0.5) -> Tensor:

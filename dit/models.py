@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import Tensor, nn
 
-from data.datapoints import NUM_DATAPOINT_TYPES
+from data.beatmap.datapoints import NUM_DATAPOINT_TYPES
 from dit.attention import LocalSelfAttention
 
 NULL_CLASS = 0  # style id used for "no style": the unconditional branch of classifier-free guidance

@@ -138,8 +138,8 @@ def _time_train(args: argparse.Namespace, cache: Path) -> dict:
     import numpy as np
     import torch
 
-    from data.dataset import WindowDataset, load_cache
     from data.style_features import STYLE_FEATURE_DIM
+    from data.windows import WindowDataset, load_cache
     from dit import diffusion
     from dit.models import PositionDiT, preset_config
     from train import make_optimizer, resolve_precision
@@ -257,8 +257,8 @@ def add_train(subparsers: argparse._SubParsersAction, common: list[argparse.Argu
 
 def run_sample(args: argparse.Namespace) -> dict:
     """Time `python sample.py --beatmap X` as a whole process (start-up, model load, sampling, writing)."""
-    from data.codec import encode
-    from data.inputs import read_beatmap_input
+    from data.beatmap.codec import encode
+    from data.beatmap.inputs import read_beatmap_input
 
     beatmap = read_beatmap_input(args.beatmap, args.difficulty)
     datapoints = len(encode(beatmap))
@@ -333,7 +333,7 @@ def add_sample(subparsers: argparse._SubParsersAction, common: list[argparse.Arg
 
 def run_replay(args: argparse.Namespace) -> dict:
     """Time `python sample.py --beatmap X --replay-only` (whole process); skipped when it cannot run yet."""
-    from data.inputs import read_beatmap_input
+    from data.beatmap.inputs import read_beatmap_input
 
     beatmap = read_beatmap_input(args.beatmap, args.difficulty)
     help_text = subprocess.run([PYTHON, str(ROOT / "sample.py"), "--help"], cwd=ROOT, capture_output=True, text=True)

@@ -110,8 +110,8 @@ def slider_objects(text: str) -> list[MapObject] | None:
 
 def our_objects(data: bytes) -> list[MapObject]:
     """The objects as our own parser reads them (used only where slider cannot read the source)."""
-    from data.curves import end_point
-    from data.osu_file import parse_beatmap
+    from data.beatmap.curves import end_point
+    from data.beatmap.osu_file import parse_beatmap
 
     out = []
     for h in parse_beatmap(data).hit_objects:
@@ -268,7 +268,7 @@ class Remapper:
         self, beatmap, style: int, style_features: np.ndarray | None = None, label: str | None = None
     ) -> tuple[str, bytes, float]:
         """(text, bytes in the source's encoding, seconds) of the remapped map."""
-        from data.codec import encode_text
+        from data.beatmap.codec import encode_text
 
         started = time.perf_counter()
         styled = style != 0 or style_features is not None
@@ -286,7 +286,7 @@ class Remapper:
 
 
 def _read(path: Path, skipped: list[str]):
-    from data.inputs import read_beatmap_input
+    from data.beatmap.inputs import read_beatmap_input
 
     try:
         return read_beatmap_input(path)
@@ -298,7 +298,7 @@ def _read(path: Path, skipped: list[str]):
 
 def _refuse_if_nothing_to_judge(inputs: list[Path], paths: list[Path]) -> None:
     """No maps, or a single bad one: one line and exit 2 before anything is written, like every entry point."""
-    from data.inputs import read_beatmap_input
+    from data.beatmap.inputs import read_beatmap_input
 
     refuse_unless_readable(paths, read_beatmap_input, inputs, ".osu files", "maps")
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from data.atomic import write_text_atomic  # noqa: E402
 from data.errors import BadInputError, refuse_unless_readable  # noqa: E402
-from data.replay import KEY1_BITS, KEY2_BITS, ReplayFrames, key_holds  # noqa: E402
+from data.replay.osr import KEY1_BITS, KEY2_BITS, ReplayFrames, key_holds  # noqa: E402
 
 # The human band (issue 4): a replay is human-like when every figure sits inside it.
 BAND = {
@@ -155,7 +155,7 @@ def style_distance(a: dict, b: dict) -> float:
 
 def flagged_kind(mods: int) -> str:
     """Which kind of non-human play a flagged replay is, from its header mods."""
-    from data.mods import AP, AT, RX
+    from data.replay.mods import AP, AT, RX
 
     if mods & RX:
         return "relax"
@@ -210,10 +210,10 @@ def _circleguard_figures(cg, osr_path: Path, osu_path: Path | None) -> dict:
 
 def judge_replay(osr_path: Path, osu_path: Path | None, cg=None, group: str = "") -> tuple[dict, dict]:
     """(row, distributions) of one replay; the map may be None (then only cursor and key figures)."""
-    from data.gameplay import judge
-    from data.mods import apply_mods
-    from data.osu_file import read_beatmap
-    from data.replay import read_replay
+    from data.beatmap.osu_file import read_beatmap
+    from data.replay.gameplay import judge
+    from data.replay.mods import apply_mods
+    from data.replay.osr import read_replay
 
     record = read_replay(osr_path)
     rate = record.rate
@@ -298,7 +298,7 @@ def maps_by_md5(folders: Iterable[Path]) -> dict[str, Path]:
 
 def pair_replays(replays: Iterable[Path], maps: dict[str, Path]) -> list[tuple[Path, Path | None]]:
     """(replay, its map or None) for every .osr under the given files/folders, sorted by path."""
-    from data.replay import read_replay
+    from data.replay.osr import read_replay
 
     paths: list[Path] = []
     for item in replays:
@@ -319,7 +319,7 @@ def auto_frames(play) -> ReplayFrames:
     Frames on a 60 Hz play-time grid plus one at every press and release; the cursor follows slider balls and
     circles spinners; keys alternate and hold AUTO_HOLD_MS on circles (less before a close next object).
     """
-    from data.gameplay import stack_offsets
+    from data.replay.gameplay import stack_offsets
 
     objects = play.hit_objects
     offsets = stack_offsets(play)
@@ -368,10 +368,10 @@ def auto_frames(play) -> ReplayFrames:
 
 def write_auto_replay(osu_path: Path, out_path: Path, mods: int = 0) -> Path:
     """Build, judge and write the auto replay of a map (.osr naming the map's MD5)."""
-    from data.gameplay import judge
-    from data.mods import apply_mods
-    from data.osu_file import read_beatmap
-    from data.replay import write_replay
+    from data.beatmap.osu_file import read_beatmap
+    from data.replay.gameplay import judge
+    from data.replay.mods import apply_mods
+    from data.replay.osr import write_replay
 
     beatmap = read_beatmap(osu_path)
     play = apply_mods(beatmap, mods)
@@ -483,7 +483,7 @@ def run(args: argparse.Namespace) -> dict:
         tables.append(flagged_table)
         print(f"flagged: {len(flagged)} paired replays judged", flush=True)
     if args.auto:
-        from data.osu_file import read_beatmap
+        from data.beatmap.osu_file import read_beatmap
 
         chosen = []
         for _, osu in human_paired:
@@ -581,7 +581,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def check_inputs(args: argparse.Namespace) -> None:
     """A missing path, a single bad replay, or no readable replay at all is refused before anything is written."""
-    from data.replay import read_replay
+    from data.replay.osr import read_replay
 
     groups = [*args.human, *args.flagged, *args.generated]
     for path in [*groups, *args.songs]:

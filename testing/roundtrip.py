@@ -27,9 +27,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.atomic import write_bytes_atomic  # noqa: E402
-from data.codec import decode_bytes, encode  # noqa: E402
+from data.beatmap.codec import decode_bytes, encode  # noqa: E402
+from data.beatmap.osu_file import parse_beatmap, read_beatmap  # noqa: E402
 from data.errors import BadInputError  # noqa: E402
-from data.osu_file import parse_beatmap, read_beatmap  # noqa: E402
 
 HEAD_TOLERANCE_PX = 1.0
 END_TOLERANCE_PX = 2.0

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from data.inputs import read_beatmap_input
-from data.osu_file import read_beatmap
+from data.beatmap.inputs import read_beatmap_input
+from data.beatmap.osu_file import read_beatmap
 from tests import bad_inputs
 from tests.conftest import FIXTURES, ROOT
 from tests.tiny_checkpoints import TINY_MODEL_ARGS

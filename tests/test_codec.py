@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import rosu_pp_py
 
-from data.codec import decode, decode_bytes, encode, layout
-from data.curves import (
+from data.beatmap.codec import decode, decode_bytes, encode, layout
+from data.beatmap.curves import (
     cut_to_length,
     end_point,
     full_path,
@@ -20,8 +20,8 @@ from data.curves import (
     point_at_length,
     segments_of,
 )
-from data.datapoints import ANCHOR_TYPES, SLIDER_END_TYPES, DatapointType, distances
-from data.osu_file import parse_beatmap, read_beatmap
+from data.beatmap.datapoints import ANCHOR_TYPES, SLIDER_END_TYPES, DatapointType, distances
+from data.beatmap.osu_file import parse_beatmap, read_beatmap
 from testing.roundtrip import _slider_objects
 
 AKA_NO_HA = "506908 Nakamura Meiko - Aka no Ha/Nakamura Meiko - Aka no Ha (Lily Bread) [Extra].osu"
@@ -212,7 +212,7 @@ def test_decoded_map_encodes_to_the_same_types(fixtures, name):
 
 def test_long_bezier_segments_match_de_casteljau():
     # Slider-art segments of hundreds of points take the fast Bernstein path; it must draw the same curve.
-    import data.curves as curves
+    import data.beatmap.curves as curves
 
     rng = np.random.default_rng(0)
     points = rng.uniform(0, 512, (curves.LONG_BEZIER_POINTS + 20, 2))
@@ -234,7 +234,7 @@ def test_kept_length_slider_turns_to_fit_instead_of_clipping(fixtures):
     """A v3 slider keeps its length, so a short generated shape is scaled up about the head; near an edge the
     scaled shape must turn to fit, keeping its full length, not be clipped short (osu! would then extend the
     end straight on, off the playfield)."""
-    from data.codec import _scale_to_length
+    from data.beatmap.codec import _scale_to_length
 
     beatmap = read_beatmap(fixtures / "songs" / POLYSICS_V3)
     assert beatmap.format_version < 8

@@ -6,11 +6,11 @@ import numpy as np
 import torch
 
 import sample
-from data.codec import encode
-from data.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
-from data.dataset import POSITION_SCALE, full_map_sample, normalize_positions
-from data.osu_file import read_beatmap
+from data.beatmap.codec import encode
+from data.beatmap.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
+from data.beatmap.osu_file import read_beatmap
 from data.style_features import JUMP_ANGLE_BINS, JUMP_PX, playable_style_features, style_features
+from data.windows import POSITION_SCALE, full_map_sample, normalize_positions
 from dit.constraints import AimPath, histogram_quantiles, match_spacing, match_turns
 from testing.metrics import turning_angles, wasserstein_1d
 

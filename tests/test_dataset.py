@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from data.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
-from data.dataset import (
+from data.beatmap.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
+from data.prepare import STYLES_FILE, prepare
+from data.style_features import STYLE_FEATURE_DIM
+from data.windows import (
     POSITION_CENTER,
     POSITION_SCALE,
     WindowDataset,
@@ -17,8 +19,6 @@ from data.dataset import (
     normalize_positions,
     window_starts,
 )
-from data.prepare import STYLES_FILE, prepare
-from data.style_features import STYLE_FEATURE_DIM
 
 SEQ_LEN = 32
 STRIDE = 16
@@ -161,9 +161,9 @@ def test_stale_styles_file_is_rebuilt_from_the_table(cache: Path, tmp_path: Path
 
 def test_far_off_anchors_are_clipped_into_the_model_range(fixtures, tmp_path):
     # Legal troll maps put anchors millions of px off-screen; they must not reach the loss at that scale.
-    from data.codec import encode
-    from data.dataset import full_map_sample
-    from data.osu_file import read_beatmap
+    from data.beatmap.codec import encode
+    from data.beatmap.osu_file import read_beatmap
+    from data.windows import full_map_sample
     from tests.bad_inputs import OSU_QUIRKS
 
     beatmap = read_beatmap(OSU_QUIRKS["far_off_anchor"](fixtures, tmp_path))

@@ -202,7 +202,7 @@ def test_replay_eval_reproduces_header_counts_and_reads_circleguard(replay_table
 
 
 def test_key_presses_are_rising_edges(fixtures):
-    from data.replay import KEY1_BITS, KEY2_BITS, read_replay
+    from data.replay.osr import KEY1_BITS, KEY2_BITS, read_replay
     from testing import replay_eval
 
     record = read_replay(sorted((fixtures / "replays").glob("*.osr"))[0])
@@ -239,7 +239,7 @@ def test_auto_replay_is_perfect_and_fails_the_human_band(tmp_path, fixture_maps)
 
 
 def test_a_utf16_map_is_read_by_every_reader(fixture_maps):
-    from data.osu_file import parse_beatmap
+    from data.beatmap.osu_file import parse_beatmap
 
     text = _map(fixture_maps, RED_GOOSE).read_text(encoding="utf-8-sig")
     data = b"\xff\xfe" + text.encode("utf-16-le")

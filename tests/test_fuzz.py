@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from data.codec import decode_bytes, encode
+from data.beatmap.codec import decode_bytes, encode
+from data.beatmap.osu_file import parse_beatmap
 from data.errors import BadInputError
-from data.osu_file import parse_beatmap
-from data.replay import parse_replay
+from data.replay.osr import parse_replay
 from tests.conftest import FIXTURES
 
 HANG_LIMIT_S = 20  # one parse of a fixture-sized file takes milliseconds; this long is a hang

@@ -10,10 +10,10 @@ import hashlib
 import numpy as np
 import pytest
 
-from data.gameplay import judge, stack_heights, stacked_positions
-from data.mods import apply_mods, hit_windows_ms
-from data.osu_file import read_beatmap
-from data.replay import ReplayFrames, read_replay, to_grid
+from data.beatmap.osu_file import read_beatmap
+from data.replay.gameplay import judge, stack_heights, stacked_positions
+from data.replay.mods import apply_mods, hit_windows_ms
+from data.replay.osr import ReplayFrames, read_replay, to_grid
 
 
 @pytest.fixture

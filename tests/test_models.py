@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from data.codec import encode
-from data.datapoints import Datapoints
-from data.dataset import full_map_sample
-from data.osu_file import read_beatmap
+from data.beatmap.codec import encode
+from data.beatmap.datapoints import Datapoints
+from data.beatmap.osu_file import read_beatmap
+from data.windows import full_map_sample
 from dit.attention import local_attention, rotate_by_index
 from dit.models import DIT_PRESETS, NULL_CLASS, DiTConfig, PositionDiT, preset_config
 

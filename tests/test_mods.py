@@ -5,9 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from data.curves import hit_object_path
+from data.beatmap.curves import hit_object_path
+from data.beatmap.osu_file import read_beatmap
 from data.errors import BadInputError
-from data.mods import (
+from data.replay.mods import (
     DT,
     HD,
     HR,
@@ -22,7 +23,6 @@ from data.mods import (
     parse_mods,
     preempt_ms,
 )
-from data.osu_file import read_beatmap
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from data.osu_file import parse_beatmap, read_beatmap
-from data.replay import read_replay
+from data.beatmap.osu_file import parse_beatmap, read_beatmap
+from data.replay.osr import read_replay
 from tests.tiny_checkpoints import tiny_position_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]

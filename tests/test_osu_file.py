@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data.codec import decode_bytes, encode
+from data.beatmap.codec import decode_bytes, encode
+from data.beatmap.osu_file import parse_beatmap, read_beatmap
 from data.errors import BadInputError
-from data.osu_file import parse_beatmap, read_beatmap
 from tests import bad_inputs
 
 NATSUKOI = "700886 Shano x 40mP - Natsukoi Hanabi/Shano x 40mP - Natsukoi Hanabi (MinG3012) [TV Size].osu"

@@ -11,10 +11,9 @@ import zipfile
 import pytest
 from PIL import Image
 
-from data.errors import BadInputError
-from data.inputs import read_beatmap_input
-from data.osu_file import parse_beatmap, read_beatmap
-from data.osz import (
+from data.beatmap.inputs import read_beatmap_input
+from data.beatmap.osu_file import parse_beatmap, read_beatmap
+from data.beatmap.osz import (
     audio_filename,
     background_filename,
     collect_assets,
@@ -22,6 +21,7 @@ from data.osz import (
     osu_member_name,
     write_osz,
 )
+from data.errors import BadInputError
 from sample import set_version
 
 AKA_NO_HA = "506908 Nakamura Meiko - Aka no Ha/Nakamura Meiko - Aka no Ha (Lily Bread) [Extra].osu"

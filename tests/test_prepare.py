@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from data.beatmap.sources import find_maps
 from data.prepare import (
     ARRAYS_DIR,
     STYLES_FILE,
@@ -19,8 +20,7 @@ from data.prepare import (
     prepare,
     reason_of,
 )
-from data.sources import find_maps
-from data.styles import NULL_CLASS, StyledMap, StyleTable
+from data.tables import NULL_CLASS, StyledMap, StyleTable
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT_MAP = "ce8fdf066984/c573baa8138194a92060ef158481537a.osu"  # 6 objects, no metadata

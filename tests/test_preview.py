@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data.animation import DEFAULT_DURATION_MS, FPS, render_animation
-from data.codec import decode, encode
-from data.osu_file import parse_beatmap, read_beatmap
-from data.preview import FIGURE_PX, Cursor, render_preview, scene_of
-from data.replay import read_replay
+from data.beatmap.codec import decode, encode
+from data.beatmap.osu_file import parse_beatmap, read_beatmap
+from data.render.animation import DEFAULT_DURATION_MS, FPS, render_animation
+from data.render.preview import FIGURE_PX, Cursor, render_preview, scene_of
+from data.replay.osr import read_replay
 
 RED_GOOSE = "mutsuhikoizumiredgoose Mutsuhiko Izumi - Red Goose/Mutsuhiko Izumi - Red Goose (nold_1702) [ERT Basic].osu"
 RED_GOOSE_REPLAY = "63643e9294e8265f0d098284830d8ba5.osr"  # nomod play of Red Goose
@@ -124,12 +124,12 @@ def test_same_replay_gives_the_same_gif(fixtures):
 
 
 def test_an_animation_too_big_to_post_drops_frames_not_seconds(fixtures, monkeypatch):
-    import data.animation
+    import data.render.animation
 
     beatmap = read_beatmap(fixtures / "songs" / RED_GOOSE)
     replay = read_replay(fixtures / "replays" / RED_GOOSE_REPLAY)
     full = render_animation(None, beatmap, replay, duration_ms=1000, start_ms=30000)
-    monkeypatch.setattr(data.animation, "MAX_GIF_BYTES", full.size_bytes - 1)
+    monkeypatch.setattr(data.render.animation, "MAX_GIF_BYTES", full.size_bytes - 1)
     smaller = render_animation(None, beatmap, replay, duration_ms=1000, start_ms=30000)
     assert smaller.frames == full.frames // 2 and smaller.size_bytes < full.size_bytes
     assert (smaller.start_ms, smaller.end_ms) == (full.start_ms, full.end_ms)

@@ -9,11 +9,11 @@ import numpy as np
 import osrparse
 import pytest
 
+from data.beatmap.osu_file import read_beatmap
 from data.errors import BadInputError
-from data.gameplay import judge
-from data.mods import DT, apply_mods, mods_rate
-from data.osu_file import read_beatmap
-from data.replay import (
+from data.replay.gameplay import judge
+from data.replay.mods import DT, apply_mods, mods_rate
+from data.replay.osr import (
     KEY1_BITS,
     KEY2_BITS,
     STABLE_START_X,

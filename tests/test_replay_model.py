@@ -5,9 +5,9 @@ import pytest
 import torch
 
 import train
-from data.gameplay import stacked_positions
-from data.mods import apply_mods
-from data.osu_file import read_beatmap
+from data.beatmap.osu_file import read_beatmap
+from data.replay.gameplay import stacked_positions
+from data.replay.mods import apply_mods
 from data.replay_dataset import load_replay_array, load_replay_cache, map_features
 from data.replay_windows import (
     MODEL_FEATURE_NAMES,

@@ -10,13 +10,13 @@ import torch
 
 import sample
 import train
-from data.gameplay import judge, stacked_positions
-from data.mods import HR, apply_mods
-from data.osu_file import read_beatmap
-from data.replay import read_replay
+from data.beatmap.osu_file import read_beatmap
+from data.replay.gameplay import judge, stacked_positions
+from data.replay.mods import HR, apply_mods
+from data.replay.osr import read_replay
 from data.replay_dataset import PlayerTable
 from data.replay_windows import NUM_MODEL_FEATURES
-from data.styles import StyleTable
+from data.tables import StyleTable
 from dit.checkpoint import model_config_dict, save_checkpoint
 from dit.models import DiTConfig, PositionDiT
 from dit.replay_model import ReplayDiT, ReplayDiTConfig

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import sample
-from data.codec import encode
-from data.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
-from data.osu_file import parse_beatmap, read_beatmap
+from data.beatmap.codec import encode
+from data.beatmap.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
+from data.beatmap.osu_file import parse_beatmap, read_beatmap
 from tests.tiny_checkpoints import tiny_position_checkpoint
 
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from data.codec import encode
-from data.datapoints import Datapoints
-from data.osu_file import read_beatmap
+from data.beatmap.codec import encode
+from data.beatmap.datapoints import Datapoints
+from data.beatmap.osu_file import read_beatmap
 from data.style_features import (
     JUMP_ANGLE_BINS,
     STREAM_ANGLE_BINS,

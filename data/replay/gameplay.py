@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data.mods import DT, EZ, FL, HD, HR, HT, NF, SO, PlayBeatmap, PlayObject
-from data.replay import KEY1_BITS, KEY2_BITS, ReplayFrames, ReplayGrid, ReplayRecord
+from data.replay.mods import DT, EZ, FL, HD, HR, HT, NF, SO, PlayBeatmap, PlayObject
+from data.replay.osr import KEY1_BITS, KEY2_BITS, ReplayFrames, ReplayGrid, ReplayRecord
 
 PLAYFIELD_CENTRE = (256.0, 192.0)
 STACK_DISTANCE_PX = 3.0

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from data.osu_file import HitObject
+    from data.beatmap.osu_file import HitObject
 
 CATMULL_DETAIL = 50  # lazer's samples per catmull segment
 CIRCLE_TOLERANCE_PX = 0.1  # lazer's max deviation of an arc's chords from the circle

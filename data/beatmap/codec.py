@@ -37,9 +37,16 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from data.curves import end_point, full_path, nearest_length, path_length, segments_of
-from data.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Datapoints, DatapointType, distances, slider_end_type
-from data.osu_file import SV_MAX, SV_MIN, Beatmap, HitObject, TimingPoint, ends_on_repeated_point
+from data.beatmap.curves import end_point, full_path, nearest_length, path_length, segments_of
+from data.beatmap.datapoints import (
+    PLAYFIELD_HEIGHT,
+    PLAYFIELD_WIDTH,
+    Datapoints,
+    DatapointType,
+    distances,
+    slider_end_type,
+)
+from data.beatmap.osu_file import SV_MAX, SV_MIN, Beatmap, HitObject, TimingPoint, ends_on_repeated_point
 
 ROLE_START = -1  # circle, spinner start or slider head
 ROLE_END = -2  # spinner end or slider end; 0.. is the index of a slider's anchor run

@@ -300,7 +300,7 @@ def parse_beatmap(data: bytes, path: str | None = None) -> Beatmap:
     objects = _parse_hit_objects(sections.get("HitObjects", []), path)
     objects.sort(key=lambda h: h.time_ms)  # stable, as osu! sorts
     beatmap.hit_objects = objects
-    from data.curves import slider_path_length  # curves imports nothing from here; avoid a cycle anyway
+    from data.beatmap.curves import slider_path_length  # curves imports nothing from here; avoid a cycle anyway
 
     for h in objects:
         if h.kind != "slider":

@@ -6,8 +6,8 @@ import os
 import zipfile
 from pathlib import Path
 
+from data.beatmap.osu_file import Beatmap, parse_beatmap, read_beatmap
 from data.errors import BadInputError
-from data.osu_file import Beatmap, parse_beatmap, read_beatmap
 
 
 def _standard_maps(candidates: list[tuple[str, bytes]], where: Path) -> list[Beatmap]:

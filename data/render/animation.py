@@ -1,7 +1,7 @@
 """A few seconds of a replay played back as a small GIF: objects fading in, approach circles, slider balls,
 hit results, and the cursor with its trail and key presses, as osu! shows them.
 
-Frames are drawn with the primitives of data.preview on a Matplotlib Agg canvas and encoded by Pillow (which
+Frames are drawn with the primitives of data.render.preview on a Matplotlib Agg canvas and encoded by Pillow (which
 Matplotlib depends on) with one palette for all frames, so flat areas compress well and the file stays small.
 Object timings follow osu!: https://osu.ppy.sh/wiki/en/Beatmap/Approach_rate (fade-in within the preempt time).
 """
@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from data.atomic import write_bytes_atomic
-from data.gameplay import judge
-from data.osu_file import Beatmap
-from data.preview import (
+from data.beatmap.osu_file import Beatmap
+from data.render.preview import (
     BACKGROUND,
     CURSOR_COLOUR,
     DEFAULT_WINDOW_MS,
@@ -38,7 +37,8 @@ from data.preview import (
     scene_of,
     song_clock,
 )
-from data.replay import ReplayFrames, ReplayRecord
+from data.replay.gameplay import judge
+from data.replay.osr import ReplayFrames, ReplayRecord
 
 FPS = 20  # GIF delays are whole centiseconds: 20 fps (and 10 and 5, when halved) is exact
 MIN_FPS = 5

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from data.atomic import atomic_path
+from data.beatmap.osu_file import Beatmap
 from data.errors import BadInputError
-from data.osu_file import Beatmap
 
 BACKGROUND_EVENT_TYPES = ("0", "background")
 HITSOUND_SAMPLE = re.compile(

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from data.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Datapoints
+from data.beatmap.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Datapoints
 from data.errors import BadInputError
 from data.prepare import (
     ARRAYS_DIR,
@@ -24,7 +24,7 @@ from data.prepare import (
     styles_fingerprint,
 )
 from data.style_features import span_features
-from data.styles import StyleTable
+from data.tables import StyleTable
 
 # normalized = (px - center) / scale: the 512x384 playfield maps into [-0.8, 0.8] x [-0.6, 0.6], leaving room for
 # slider anchors placed off-screen, and the sampler's clip to [-1, 1] keeps them.

@@ -3,7 +3,7 @@
 Format reference: https://osu.ppy.sh/wiki/en/Client/File_formats/osr_%28file_format%29
 Times inside an .osr are song (map) time, so a DT replay's frames are 1.5x further apart in the file than in
 real time. `ReplayRecord` keeps the file's time; `ReplayGrid` is in play time (map time / rate), the clock the
-player's hand moves in and the one `data.mods` puts a modded map on.
+player's hand moves in and the one `data.replay.mods` puts a modded map on.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import osrparse
 
 from data.atomic import write_bytes_atomic
 from data.errors import BadInputError
-from data.mods import mods_rate
+from data.replay.mods import mods_rate
 
 if TYPE_CHECKING:
-    from data.gameplay import Judgement
+    from data.replay.gameplay import Judgement
 
 MODE_STANDARD = 0
 # osu! key bits of one frame. Stable sets M1 together with K1 (and M2 with K2), so each pair is one finger.
@@ -291,7 +291,7 @@ def write_replay(
     """Encode an osu!stable .osr (mode 0) and write it atomically to `path` (skipped when None); return the bytes.
 
     `frames` are in song time (`grid_frames` converts a grid); the judgement (play time, as
-    `data.gameplay.judge` returns it) gives the hit counts, max combo, score and life bar. Every written frame
+    `data.replay.gameplay.judge` returns it) gives the hit counts, max combo, score and life bar. Every written frame
     lasts at least 1 ms: osu! has no negative time without a negative delta, so frames before 1 ms collapse
     into one frame at 1 ms, and frames that round onto the same millisecond are pushed 1 ms apart. The
     timestamp defaults to the Unix epoch so the same inputs give the same bytes.

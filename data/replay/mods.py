@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data.datapoints import PLAYFIELD_HEIGHT
+from data.beatmap.datapoints import PLAYFIELD_HEIGHT
 from data.errors import BadInputError
 
 # osu! mod bits (the .osr header and the osu! API use these).
@@ -183,7 +183,7 @@ class PlayObject:
 
 @dataclass(frozen=True)
 class PlayBeatmap:
-    """A map under mods, in play time: what `data.gameplay.judge` and the replay dataset consume."""
+    """A map under mods, in play time: what `data.replay.gameplay.judge` and the replay dataset consume."""
 
     md5: str  # of the source map's bytes (what a replay of it names)
     mods: int
@@ -202,7 +202,7 @@ class PlayBeatmap:
 
 
 def apply_mods(beatmap, mods: int | str) -> PlayBeatmap:
-    """The map `beatmap` (data.osu_file.Beatmap) as played with `mods` (bit flags or 'HDHR')."""
+    """The map `beatmap` (data.beatmap.osu_file.Beatmap) as played with `mods` (bit flags or 'HDHR')."""
     flags = parse_mods(mods) if isinstance(mods, str) else int(mods)
     rate = mods_rate(flags)
     cs, ar, od, hp = beatmap.circle_size, beatmap.approach_rate, beatmap.overall_difficulty, beatmap.hp_drain
@@ -276,7 +276,7 @@ def _tick_interval_ms(beatmap, h) -> float:
 
 def _slider_polyline(h) -> np.ndarray:
     """The slider's path as a float64 polyline [M, 2], head first, cut to its length."""
-    from data.curves import hit_object_path  # imported here: curves reads the same Beatmap types
+    from data.beatmap.curves import hit_object_path  # imported here: curves reads the same Beatmap types
 
     path = np.array(hit_object_path(h), np.float64)
     return path if len(path) else np.array([(h.x, h.y)], np.float64)

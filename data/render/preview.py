@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from data.atomic import write_bytes_atomic
-from data.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
-from data.gameplay import stack_offsets
-from data.mods import PlayBeatmap, apply_mods, mods_to_string
-from data.osu_file import Beatmap
-from data.replay import KEY1_BITS, KEY2_BITS, ReplayFrames, ReplayRecord
+from data.beatmap.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
+from data.beatmap.osu_file import Beatmap
+from data.replay.gameplay import stack_offsets
+from data.replay.mods import PlayBeatmap, apply_mods, mods_to_string
+from data.replay.osr import KEY1_BITS, KEY2_BITS, ReplayFrames, ReplayRecord
 
 # ---- look -------------------------------------------------------------------------------------------------
 MARGIN_PX = 64  # stacks and edge objects reach past the 512 x 384 field; 64 keeps the view at 4:3
@@ -176,7 +176,7 @@ class Cursor:
         return sorted(out, key=lambda p: p[1])
 
 
-# ---- drawing primitives (shared with data.animation) ------------------------------------------------------
+# ---- drawing primitives (shared with data.render.animation) ------------------------------------------------------
 def fade(colour, alpha: float) -> np.ndarray:
     """`colour` mixed into the background: opaque drawing that looks faded, without overlap artefacts."""
     return np.asarray(colour, np.float64)[:3] * alpha + BACKGROUND * (1 - alpha)

@@ -1,0 +1,1 @@
+"""The .osu format: parsing, slider curves, the 16 datapoint types and their codec, .osz archives, inputs."""

@@ -1,0 +1,1 @@
+"""Pictures of maps and replays (matplotlib): previews and animations."""

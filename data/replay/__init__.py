@@ -1,0 +1,1 @@
+"""Replays and game rules: the .osr format, mods, stacking and judging."""
