@@ -170,9 +170,9 @@ def collate(items: list[dict]) -> dict:
 
 
 def is_cache(path: Path) -> bool:
-    from data.prepare import STYLES_FILE, TABLE_FILE
+    from data.cache import is_map_cache
 
-    return (path / TABLE_FILE).is_file() and (path / STYLES_FILE).is_file()
+    return is_map_cache(path)
 
 
 def resolve_cache(data_paths: list[Path], results_dir: Path, workers: int, is_main: bool, accelerator) -> Path:
@@ -195,11 +195,11 @@ def resolve_cache(data_paths: list[Path], results_dir: Path, workers: int, is_ma
 
 def replay_datasets(args: argparse.Namespace):
     """(cache, train set, val set, player table) of a replay cache made by data.prepare --replays."""
-    from data.replay_dataset import PLAYERS_FILE, TABLE_FILE
+    from data.cache import is_replay_cache
     from data.replay_windows import ReplayWindowDataset
 
     cache = args.data_path[0]
-    if len(args.data_path) != 1 or not (cache / TABLE_FILE).is_file() or not (cache / PLAYERS_FILE).is_file():
+    if len(args.data_path) != 1 or not is_replay_cache(cache):
         raise BadInputError(
             cache,
             "not a replay cache (make one with python -m data.prepare --input SONGS --output DIR --replays REPLAYS)",
@@ -214,7 +214,7 @@ def replay_datasets(args: argparse.Namespace):
 def replay_extra(players, args: argparse.Namespace, prediction: str, run_config: dict) -> dict:
     """What sample.py needs beside the weights to play a map: players, prediction, the data layout."""
     from data.replay.osr import DEFAULT_STEP_MS
-    from data.replay_windows import CHANNELS, DEFAULT_REFERENCE, MODEL_FEATURE_NAMES, OFFSET_GAIN
+    from data.replay_io import CHANNELS, DEFAULT_REFERENCE, MODEL_FEATURE_NAMES, OFFSET_GAIN
 
     return {
         "players": players.to_dict(),
@@ -242,9 +242,10 @@ def main(args: argparse.Namespace) -> None:
     from accelerate.utils import set_seed
     from tqdm import tqdm
 
-    from data.replay_windows import NUM_MODEL_FEATURES
+    from data.position_io import POSITION_CENTER, POSITION_SCALE
+    from data.replay_io import NUM_MODEL_FEATURES
     from data.style_features import STYLE_FEATURE_DIM, class_feature_table
-    from data.windows import POSITION_CENTER, POSITION_SCALE, WindowDataset, load_cache
+    from data.windows import WindowDataset, load_cache
     from dit import diffusion
     from dit.checkpoint import MODEL_REGISTRY, load_checkpoint, model_config_dict, save_checkpoint
     from dit.models import preset_config

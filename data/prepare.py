@@ -2,14 +2,8 @@
 
     python -m data.prepare --input SONGS_DIR [MORE ...] --output CACHE_DIR [--workers N] [--replays DIR]
 
-Cache layout (all writes atomic):
-    arrays/<md5>.<codec>.npy  one structured array per distinct map and codec version (never rewritten in place)
-    sources.csv       every file found: its stamp and the MD5 it held or why it was skipped (for incremental runs)
-    styles.json       the StyleTable (see data/styles.py)
-    maps.csv          one row per distinct map; written last, so it only ever names arrays that exist
-
-`codec` is a fingerprint of the code that turns bytes into arrays: after an edit to the codec, every map is
-encoded again instead of mixing two encodings in one cache.
+The cache layout is data/cache.py's. `codec` is a fingerprint of the code that turns bytes into arrays: after an
+edit to the codec, every map is encoded again instead of mixing two encodings in one cache.
 
 Per-map files beat one file per set: a worker writes its own map's array in parallel (no hand-off of arrays
 to the parent), duplicates and removals are a file name check, and an incremental run touches only new maps.
@@ -21,11 +15,9 @@ costs about a third of it. The table is a plain CSV that `data.windows.load_cach
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import importlib.metadata
 import importlib.util
-import io
 import json
 import multiprocessing
 import os
@@ -36,64 +28,39 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
-
-from data.atomic import atomic_path, write_bytes_atomic, write_text_atomic
+from data.atomic import write_bytes_atomic, write_text_atomic
 from data.beatmap.codec import encode
-from data.beatmap.datapoints import Datapoints
 from data.beatmap.osu_file import parse_beatmap
 from data.beatmap.sources import ARCHIVE_SEPARATOR, MapSource, find_maps
 from data.beatmap.stars import star_rating
+from data.cache import (
+    ARRAYS_DIR,
+    MAP_COLUMNS,
+    MAPS_FILE,
+    SOURCE_COLUMNS,
+    SOURCES_FILE,
+    STYLES_FILE,
+    array_path,
+    build_styles,
+    csv_text,
+    int_or_none,
+    read_csv,
+    save_datapoints,
+    styles_fingerprint,
+)
 from data.errors import BadInputError
-from data.tables import StyledMap, StyleTable
+from data.prepare_replays import find_replays, prepare_replays
+from data.tables import StyleTable
 
-TABLE_FILE = "maps.csv"
-SOURCES_FILE = "sources.csv"
-STYLES_FILE = "styles.json"
-ARRAYS_DIR = "arrays"
 ARCHIVE_MAPS_DIR = "archive_maps"  # archive members written out for replay pairing (needs a path per map)
 VAL_FRACTION = 0.05
 # The modules whose code decides a map's arrays and table fields (see codec_fingerprint).
-CODEC_MODULES = ("data.beatmap.osu_file", "data.beatmap.curves", "data.beatmap.codec", "data.beatmap.datapoints", "data.beatmap.stars")
+CODEC_MODULES = tuple(f"data.beatmap.{name}" for name in ("osu_file", "curves", "codec", "datapoints", "stars"))
 ARRAY_FORMAT = 1  # bump when prepare itself changes what it stores
-# One record per datapoint; field names match data.beatmap.datapoints.Datapoints.
-ARRAY_DTYPE = np.dtype([("time_ms", "<f8"), ("position", "<f4", (2,)), ("distance", "<f4"), ("kind", "i1")])
-
-TABLE_COLUMNS = [
-    "md5",
-    "source",
-    "set_key",
-    "BeatmapID",
-    "BeatmapSetID",
-    "creator",
-    "version",
-    "title",
-    "artist",
-    "format_version",
-    "star_rating",
-    "circle_size",
-    "approach_rate",
-    "overall_difficulty",
-    "hp_drain",
-    "n_circles",
-    "n_sliders",
-    "n_spinners",
-    "n_datapoints",
-    "style_class",
-    "mapper_class",
-    "split",
-    "codec",
-]
-SOURCE_COLUMNS = ["source", "set_key", "stamp", "md5", "skip_reason", "codec"]
 NO_CLASS = -1  # mapper_class of a map whose creator field is empty
 
 
 # ---------------------------------------------------------------- arrays on disk
-
-
-def array_path(cache_dir: str | os.PathLike, md5: str, codec: str) -> Path:
-    # Caches written before the codec fingerprint existed name arrays by MD5 alone (codec "").
-    return Path(cache_dir) / ARRAYS_DIR / (f"{md5}.{codec}.npy" if codec else f"{md5}.npy")
 
 
 def codec_fingerprint() -> str:
@@ -111,27 +78,6 @@ def _rosu_version() -> str:
         return importlib.metadata.version("rosu-pp-py")
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
-
-
-def save_datapoints(path: str | os.PathLike, datapoints: Datapoints) -> None:
-    record = np.empty(len(datapoints), ARRAY_DTYPE)
-    record["time_ms"] = datapoints.time_ms
-    record["position"] = datapoints.position
-    record["distance"] = datapoints.distance
-    record["kind"] = datapoints.kind
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, record, allow_pickle=False)
-
-
-def load_datapoints(path: str | os.PathLike) -> Datapoints:
-    record = np.load(path, allow_pickle=False)
-    return Datapoints(
-        np.ascontiguousarray(record["time_ms"]),
-        np.ascontiguousarray(record["position"]),
-        np.ascontiguousarray(record["distance"]),
-        np.ascontiguousarray(record["kind"]),
-    )
 
 
 # ---------------------------------------------------------------- one map (runs in a worker)
@@ -222,63 +168,15 @@ def assign_splits(set_keys: Iterable[str], val_fraction: float = VAL_FRACTION) -
     return splits
 
 
-def build_styles(rows: list[dict]) -> StyleTable:
-    return StyleTable.build(
-        StyledMap(
-            r["md5"],
-            _int_or_none(r["BeatmapID"]),
-            r["creator"] or None,
-            _label(r),
-        )
-        for r in rows
-    )
-
-
-def _label(row: dict) -> str:
-    """'Artist - Title (Creator) [Version]' like osu! shows it; empty for a map with no metadata."""
-    if not any(row[k] for k in ("artist", "title", "creator", "version")):
-        return ""
-    return f"{row['artist']} - {row['title']} ({row['creator']}) [{row['version']}]"
-
-
-def styles_fingerprint(md5s: Iterable[str]) -> str:
-    """Ties styles.json to the table it was built from (checked by data.windows.load_cache)."""
-    return hashlib.md5("\n".join(sorted(md5s)).encode()).hexdigest()
-
-
-def _int_or_none(value: object) -> int | None:
-    if value in (None, ""):
-        return None
-    number = int(float(value))  # type: ignore[arg-type]
-    return number if number > 0 else None
-
-
 # ---------------------------------------------------------------- the cache, read and written with csv
-
-
-def _read_csv(path: Path) -> list[dict]:
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            return list(csv.DictReader(f))
-    except (OSError, csv.Error, UnicodeDecodeError):
-        return []
-
-
-def _csv_text(rows: list[dict], columns: list[str]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({c: "" if row.get(c) is None else row[c] for c in columns})
-    return buffer.getvalue()
 
 
 def _previous_state(output: Path, codec: str) -> tuple[dict[str, dict], dict[str, dict]]:
     """Rows by MD5 and source records by key from the last completed run with this codec; sources whose map is not
     in the table (a run killed before its table was written) are not trusted, so they are read again."""
-    rows = {r["md5"]: r for r in _read_csv(output / TABLE_FILE) if r.get("md5") and r.get("codec") == codec}
+    rows = {r["md5"]: r for r in read_csv(output / MAPS_FILE) if r.get("md5") and r.get("codec") == codec}
     trusted = {}
-    for record in _read_csv(output / SOURCES_FILE):
+    for record in read_csv(output / SOURCES_FILE):
         if record.get("codec") == codec and (record.get("skip_reason") or record.get("md5") in rows):
             trusted[record["source"]] = record
     return rows, trusted
@@ -364,10 +262,10 @@ def _build(
         raise BadInputError(inputs_text, f"no usable map among the inputs ({_reasons_text(skipped)})")
     styles = _fill_classes_and_splits(rows)
     source_records = [{c: outcomes[s.key].get(c, "") for c in SOURCE_COLUMNS} | {"set_key": s.set_key} for s in sources]
-    write_text_atomic(output / SOURCES_FILE, _csv_text(source_records, SOURCE_COLUMNS))
+    write_text_atomic(output / SOURCES_FILE, csv_text(source_records, SOURCE_COLUMNS))
     styles_doc = {"fingerprint": styles_fingerprint(rows_by_md5), "styles": styles.to_dict()}
     write_text_atomic(output / STYLES_FILE, json.dumps(styles_doc, indent=1, sort_keys=True))
-    write_text_atomic(output / TABLE_FILE, _csv_text(rows, TABLE_COLUMNS))  # last: the commit point
+    write_text_atomic(output / MAPS_FILE, csv_text(rows, MAP_COLUMNS))  # last: the commit point
     _remove_unlisted_arrays(output, {array_path(output, md5, codec).name for md5 in rows_by_md5})
 
     return {
@@ -420,7 +318,7 @@ def _fill_classes_and_splits(rows: list[dict]) -> StyleTable:
     styles = build_styles(rows)
     splits = assign_splits(r["set_key"] for r in rows)
     for row in rows:
-        row["style_class"] = styles.map_class(row["md5"], _int_or_none(row["BeatmapID"]))
+        row["style_class"] = styles.map_class(row["md5"], int_or_none(row["BeatmapID"]))
         mapper = styles.mapper_class(row["creator"]) if row["creator"] else None
         row["mapper_class"] = NO_CLASS if mapper is None else mapper
         row["split"] = splits[row["set_key"]]
@@ -457,7 +355,7 @@ def summary_line(summary: dict) -> str:
 def _maps_by_md5(output: Path) -> dict[str, str]:
     """A file path for every map in the cache; archive members are written out once, since pairing wants paths."""
     maps: dict[str, str] = {}
-    for row in _read_csv(output / TABLE_FILE):
+    for row in read_csv(output / MAPS_FILE):
         archive, sep, member = row["source"].partition(ARCHIVE_SEPARATOR)
         if not sep:
             maps[row["md5"]] = row["source"]
@@ -469,22 +367,7 @@ def _maps_by_md5(output: Path) -> dict[str, str]:
     return maps
 
 
-def _check_replay_inputs(replay_dirs: list[str]) -> None:
-    """Refuse a missing or flagged replay folder before the maps are built, so a refusal leaves nothing."""
-    import importlib.util
-
-    if importlib.util.find_spec("data.replay_dataset") is not None:
-        from data.replay_dataset import find_replays
-
-        find_replays(replay_dirs)
-
-
 def _prepare_replays(replay_dirs: list[str], output: Path) -> None:
-    if importlib.util.find_spec("data.replay_dataset") is None:
-        print("prepare: --replays needs data/replay_dataset.py, which this checkout lacks", file=sys.stderr)
-        return
-    from data.replay_dataset import prepare_replays
-
     summary = prepare_replays(replay_dirs, _maps_by_md5(output), output)
     print(f"replays: {json.dumps(summary, sort_keys=True, default=str)}", file=sys.stderr)
 
@@ -509,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         if args.replays:
-            _check_replay_inputs(args.replays)
+            find_replays(args.replays)  # a missing or flagged folder is refused before the maps are built
         summary = prepare(args.input, args.output, args.workers, progress=not args.no_progress)
         print(summary_line(summary), file=sys.stderr)
         if args.replays:

@@ -1,4 +1,5 @@
-"""Style classes for conditioning: one per beatmap, one per mapper, and a null class for guidance.
+"""Class tables for conditioning. Styles: one class per beatmap, one per mapper; players: one per username; in
+both, class 0 is the null class of classifier-free guidance.
 
 Index space: 0 is the null (unconditional) class used by classifier-free guidance; then one class per beatmap
 (by BeatmapID, or by MD5 for maps without one); then one class per mapper. Plain types only in `to_dict`, since
@@ -24,8 +25,8 @@ class StyledMap:
     label: str = ""  # for display: "Artist - Title (Creator) [Version]"
 
 
-def mapper_key(name: str) -> str:
-    """Mapper names compare case-insensitively (osu! usernames do)."""
+def name_key(name: str) -> str:
+    """Mapper and player names compare case-insensitively (osu! usernames do)."""
     return name.strip().casefold()
 
 
@@ -47,7 +48,7 @@ class StyleTable:
             for md5 in beatmap["md5s"]:
                 self._by_md5[md5] = index
         first_mapper = 1 + len(self._beatmaps)
-        self._by_mapper = {mapper_key(name): first_mapper + i for i, name in enumerate(self._mappers)}
+        self._by_mapper = {name_key(name): first_mapper + i for i, name in enumerate(self._mappers)}
 
     @classmethod
     def build(cls, maps: Iterable[StyledMap]) -> StyleTable:
@@ -61,7 +62,7 @@ class StyleTable:
             else:
                 by_md5[m.md5] = m
             if m.creator and m.creator.strip():
-                spellings.setdefault(mapper_key(m.creator), Counter())[m.creator.strip()] += 1
+                spellings.setdefault(name_key(m.creator), Counter())[m.creator.strip()] += 1
         beatmaps = []
         for beatmap_id in sorted(by_id):
             group = sorted(by_id[beatmap_id], key=lambda m: m.md5)
@@ -97,7 +98,7 @@ class StyleTable:
         return self.md5_class(md5)
 
     def mapper_class(self, name: str) -> int | None:
-        return self._by_mapper.get(mapper_key(name))
+        return self._by_mapper.get(name_key(name))
 
     def is_mapper_class(self, index: int) -> bool:
         return 1 + len(self._beatmaps) <= index < len(self)
@@ -123,3 +124,35 @@ class StyleTable:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, StyleTable) and self.to_dict() == other.to_dict()
+
+
+@dataclass(frozen=True)
+class PlayerTable:
+    """Player classes: 0 is the null class (unknown player, and the guidance null), then one per username."""
+
+    players: tuple[str, ...]  # display names, class i + 1
+
+    @classmethod
+    def build(cls, names: list[str]) -> PlayerTable:
+        first: dict[str, str] = {}
+        for name in sorted(n for n in names if n.strip()):
+            first.setdefault(name_key(name), name.strip())
+        return cls(tuple(first[k] for k in sorted(first)))
+
+    def class_of(self, name: str) -> int:
+        key = name_key(name)
+        for i, player in enumerate(self.players):
+            if name_key(player) == key:
+                return i + 1
+        return NULL_CLASS
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.players) + 1
+
+    def to_dict(self) -> dict:
+        return {"null_class": NULL_CLASS, "players": list(self.players)}
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> PlayerTable:
+        return cls(tuple(doc["players"]))

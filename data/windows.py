@@ -1,4 +1,5 @@
-"""Training samples from the prepared cache: fixed-length windows of datapoints with augmentation."""
+"""Position training samples: the prepared cache read back (`load_cache`), and fixed-length windows of datapoints
+with augmentation."""
 
 from __future__ import annotations
 
@@ -12,49 +13,18 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from data.beatmap.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Datapoints
+from data.beatmap.datapoints import Datapoints
+from data.cache import ARRAYS_DIR, MAPS_FILE, STYLES_FILE, array_path, build_styles, load_datapoints, styles_fingerprint
 from data.errors import BadInputError
-from data.prepare import (
-    ARRAYS_DIR,
-    STYLES_FILE,
-    TABLE_FILE,
-    array_path,
-    build_styles,
-    load_datapoints,
-    styles_fingerprint,
-)
+from data.position_io import MIRRORS, PAD_KIND, normalize_positions, sample_fields
 from data.style_features import span_features
 from data.tables import StyleTable
 
-# normalized = (px - center) / scale: the 512x384 playfield maps into [-0.8, 0.8] x [-0.6, 0.6], leaving room for
-# slider anchors placed off-screen, and the sampler's clip to [-1, 1] keeps them.
-POSITION_CENTER = (PLAYFIELD_WIDTH / 2, PLAYFIELD_HEIGHT / 2)
-POSITION_SCALE = 320.0
 # A window's times start at a random offset in [0, TIME_SHIFT_MS): the model sees relative time only.
 TIME_SHIFT_MS = 10_000.0
-# Mirror choices, drawn uniformly: none, x (left-right), y (up-down), both.
-MIRRORS = ((1.0, 1.0), (-1.0, 1.0), (1.0, -1.0), (-1.0, -1.0))
-PAD_KIND = 0  # kind of padding tokens; they are masked out, any valid type would do
-
-_CENTER = np.array(POSITION_CENTER, np.float32)
-
 _INT_COLUMNS = ["BeatmapID", "BeatmapSetID"]  # empty when unknown, so pandas' nullable Int64
 # Read as text even when they look like numbers (a set folder named "1234", an artist called "2", an MD5 of digits).
 _TEXT_COLUMNS = ["md5", "source", "set_key", "creator", "version", "title", "artist", "split", "codec"]
-
-
-MAX_DISTANCE_PX = 4 * POSITION_SCALE  # farther than any playable jump; troll maps' anchors go millions of px out
-
-
-def normalize_positions(position_px: np.ndarray) -> np.ndarray:
-    """Playfield-centred positions over POSITION_SCALE, clipped to [-1, 1] (the range the sampler clips to):
-    legal maps put slider anchors up to millions of px off-screen, which would swamp the loss."""
-    normalized = (np.asarray(position_px, np.float32) - _CENTER) / POSITION_SCALE
-    return np.clip(normalized, -1.0, 1.0).astype(np.float32)
-
-
-def denormalize_positions(position: np.ndarray) -> np.ndarray:
-    return (np.asarray(position, np.float32) * POSITION_SCALE + _CENTER).astype(np.float32)
 
 
 # ---------------------------------------------------------------- the cache
@@ -88,7 +58,7 @@ class CacheArrays:
 def load_cache(cache_dir: str | os.PathLike) -> tuple[pd.DataFrame, StyleTable, CacheArrays]:
     """The table (one row per map), the style classes and the arrays of a cache built by data.prepare."""
     cache_dir = Path(cache_dir)
-    table_path = cache_dir / TABLE_FILE
+    table_path = cache_dir / MAPS_FILE
     if not table_path.is_file() or not (cache_dir / ARRAYS_DIR).is_dir():
         raise BadInputError(cache_dir, "not a prepared cache (run python -m data.prepare first)")
     table = pd.read_csv(
@@ -112,40 +82,7 @@ def load_cache(cache_dir: str | os.PathLike) -> tuple[pd.DataFrame, StyleTable, 
     return table, styles, CacheArrays(cache_dir, dict(zip(table["md5"], table["codec"], strict=True)))
 
 
-# ---------------------------------------------------------------- samples
-
-
-def _tensors(
-    position: np.ndarray,
-    time_ms: np.ndarray,
-    distance_px: np.ndarray,
-    kind: np.ndarray,
-    mask: np.ndarray,
-    style: int,
-    style_features: np.ndarray | None = None,
-) -> dict[str, torch.Tensor]:
-    fields = {
-        "position": torch.from_numpy(np.asarray(position, np.float32)),
-        "time_ms": torch.from_numpy(np.asarray(time_ms, np.float32)),
-        "distance": torch.from_numpy(
-            (np.minimum(np.asarray(distance_px, np.float32), MAX_DISTANCE_PX) / POSITION_SCALE).astype(np.float32)
-        ),
-        "kind": torch.from_numpy(np.asarray(kind, np.int64)),
-        "mask": torch.from_numpy(np.asarray(mask, bool)),
-        "style": torch.tensor(int(style), dtype=torch.int64),
-    }
-    if style_features is not None:
-        fields["style_features"] = torch.from_numpy(np.asarray(style_features, np.float32))
-    return fields
-
-
-def full_map_sample(datapoints: Datapoints, style: int) -> dict[str, torch.Tensor]:
-    """The fields of a training sample for a whole map (no window, no augmentation), for sampling. No style
-    descriptor: a remap asks for its style's (or a reference map's), never the source's own."""
-    n = len(datapoints)
-    time_ms = datapoints.time_ms - (datapoints.time_ms[0] if n else 0.0)
-    position = normalize_positions(datapoints.position)
-    return _tensors(position, time_ms, datapoints.distance, datapoints.kind, np.ones(n, bool), style)
+# ---------------------------------------------------------------- windows
 
 
 class WindowDataset(Dataset):
@@ -220,17 +157,18 @@ class WindowDataset(Dataset):
         if self.augment:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             time_ms[:n] += rng.uniform(0.0, TIME_SHIFT_MS)
-            # Normalized positions are centred on the playfield, so a mirror is a sign flip.
             position[:n] *= np.array(MIRRORS[rng.integers(len(MIRRORS))], np.float32)
             if mapper_class > 0 and rng.random() < 0.5:
                 style = mapper_class
-        return _tensors(position, time_ms, distance, kind, mask, style, features)
+        fields = sample_fields(position, time_ms, distance, kind, mask, style, features)
+        return {key: torch.from_numpy(value) for key, value in fields.items()}
 
 
 def window_starts(n: int, seq_len: int, stride: int) -> list[int]:
-    """Window starts covering all n datapoints; a map shorter than one window gets one padded window."""
+    """Window starts covering all n items (none when n is 0); a sequence shorter than one window gets one padded
+    window."""
     if n <= seq_len:
-        return [0]
+        return [0] if n else []
     starts = list(range(0, n - seq_len + 1, stride))
     if starts[-1] != n - seq_len:  # the tail would be missed by the stride
         starts.append(n - seq_len)

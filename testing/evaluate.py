@@ -16,14 +16,11 @@ Writes maps/, evaluation.csv, summary.json and plots to --output; a short report
 from __future__ import annotations
 
 import argparse
-import datetime
 import io
 import json
-import math
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +30,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from data.atomic import write_bytes_atomic, write_text_atomic  # noqa: E402
+from data.beatmap.codec import encode_text  # noqa: E402
+from data.beatmap.inputs import read_beatmap_input  # noqa: E402
 from data.errors import BadInputError, refusal_exit, refuse_unless_readable  # noqa: E402
-from testing import metrics  # noqa: E402
-from testing.metrics import MapObject  # noqa: E402
+from dit.diffusion import SAMPLERS  # noqa: E402
+from pipeline.outputs import set_version  # noqa: E402
+from pipeline.remap import (  # noqa: E402
+    DEFAULT_CKPT,
+    OWN_STYLE_LABEL,
+    SPACING_PASSES,
+    TURN_PASSES,
+    StyleRequest,
+    choose_style,
+    guidance_scale,
+    load_position_model,
+    reference_features,
+    remap,
+    resolve_style,
+    strength_value,
+    style_label,
+)
+from testing import plots  # noqa: E402
+from testing.map_judge import judge_pair  # noqa: E402
 
 # The issue's bars for "done" (issue 3), checked in the summary.
 MIN_INSIDE_SHARE = 0.98
@@ -73,120 +89,6 @@ COLUMNS = [
 ]
 
 
-# ---------------------------------------------------------------- independent readers
-
-
-def _ms(t: datetime.timedelta) -> float:
-    return t.total_seconds() * 1000.0
-
-
-def slider_objects(text: str) -> list[MapObject] | None:
-    """The objects as the slider library reads them, or None when it cannot (its faults are caught here)."""
-    try:
-        import slider
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            beatmap = slider.Beatmap.parse(text)
-            # stacking=True moves positions in place (and differently on every call); read raw positions once.
-            out = []
-            for h in beatmap.hit_objects(stacking=False):
-                x, y = float(h.position.x), float(h.position.y)
-                if isinstance(h, slider.beatmap.Slider):
-                    end = h.curve(1)
-                    out.append(
-                        MapObject(_ms(h.time), "slider", bool(h.new_combo), int(h.repeat), _ms(h.end_time), x, y,
-                                  float(end.x), float(end.y))
-                    )  # fmt: skip
-                elif isinstance(h, slider.beatmap.Spinner):
-                    out.append(MapObject(_ms(h.time), "spinner", bool(h.new_combo), 1, _ms(h.end_time), x, y, x, y))
-                else:
-                    t = _ms(h.time)
-                    out.append(MapObject(t, "circle", bool(h.new_combo), 1, t, x, y, x, y))
-            return out
-    except Exception:  # numpy-2 Catmull fault, maps it cannot parse: the caller falls back
-        return None
-
-
-def our_objects(data: bytes) -> list[MapObject]:
-    """The objects as our own parser reads them (used only where slider cannot read the source)."""
-    from data.beatmap.curves import end_point
-    from data.beatmap.osu_file import parse_beatmap
-
-    out = []
-    for h in parse_beatmap(data).hit_objects:
-        end = end_point(h) if h.kind == "slider" and h.control_points else (h.x, h.y)
-        slides = h.slides if h.kind == "slider" else 1
-        out.append(MapObject(float(h.time_ms), h.kind, h.new_combo, slides, h.end_time_ms, h.x, h.y, *map(float, end)))
-    return out
-
-
-def rosu_read(data: bytes) -> tuple[float, int] | None:
-    """(star rating, object count) from rosu-pp, or None when it cannot read the map."""
-    try:
-        import rosu_pp_py
-
-        beatmap = rosu_pp_py.Beatmap(content=data)
-        if beatmap.n_objects == 0:
-            return None
-        return float(rosu_pp_py.Difficulty().calculate(beatmap).stars), int(beatmap.n_objects)
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException:  # rosu-pp's Rust panics are BaseExceptions
-        return None
-
-
-# ---------------------------------------------------------------- judging one pair
-
-
-def judge_pair(source_text: str, source_bytes: bytes, output_text: str, output_bytes: bytes, seed: int = 0) -> dict:
-    """Every metric of one (source, remapped output) pair as a row (see COLUMNS)."""
-    row: dict = {}
-    src_slider, out_slider = slider_objects(source_text), slider_objects(output_text)
-    if src_slider is not None and out_slider is not None:
-        src, out, row["reader"] = src_slider, out_slider, "slider"
-    else:  # measure with our parser; an output slider cannot read (but the source it can) is still invalid
-        src, out, row["reader"] = our_objects(source_bytes), our_objects(output_bytes), "ours"
-    row["slider_reads_output"] = out_slider is not None
-    rosu_src, rosu_out = rosu_read(source_bytes), rosu_read(output_bytes)
-    row["rosu_reads_output"] = rosu_out is not None
-    # Valid: every independent reader that accepts the source accepts the output too.
-    row["valid"] = bool((rosu_out is not None or rosu_src is None) and (out_slider is not None or src_slider is None))
-    row["objects"] = len(src)
-    counts_match = len(src) == len(out)
-    if rosu_src is not None and rosu_out is not None:
-        counts_match = counts_match and rosu_src[1] == rosu_out[1]
-    row["same_object_count"] = counts_match
-    problems = metrics.rhythm_problems(src, out)
-    row["rhythm_kept"] = not problems
-    row["rhythm_problems"] = len(problems)
-    row["first_rhythm_problem"] = problems[0] if problems else ""
-
-    row["inside_playfield_share"] = metrics.inside_playfield_share(metrics.aim_points(out))
-    src_segments, out_segments = metrics.aim_segments(src), metrics.aim_segments(out)
-    row["median_spacing_error_px"] = metrics.median_spacing_error_px(src_segments, out_segments)
-    row["mean_spacing_source_px"] = metrics.mean_leg_px(src_segments)
-    row["mean_spacing_output_px"] = metrics.mean_leg_px(out_segments)
-    src_turns = metrics.path_turning_angles(src_segments)
-    out_turns = metrics.path_turning_angles(out_segments)
-    rng = np.random.default_rng(seed)
-    walk_turns = metrics.path_turning_angles([metrics.random_walk(s, rng) for s in src_segments])
-    row["jumps_source"], row["jumps_output"] = len(src_turns), len(out_turns)
-    row["turning_w1"] = metrics.wasserstein_1d(out_turns, src_turns)
-    row["random_walk_w1"] = metrics.wasserstein_1d(walk_turns, src_turns)
-    row["turning_ratio"] = (
-        row["turning_w1"] / row["random_walk_w1"] if row["random_walk_w1"] and row["random_walk_w1"] > 0 else math.nan
-    )
-    row["mean_turn_source_rad"] = float(src_turns.mean()) if len(src_turns) else math.nan
-    row["mean_turn_output_rad"] = float(out_turns.mean()) if len(out_turns) else math.nan
-    row["stars_source"] = rosu_src[0] if rosu_src else math.nan
-    row["stars_output"] = rosu_out[0] if rosu_out else math.nan
-    row["star_error"] = metrics.relative_error(row["stars_output"], row["stars_source"])
-    # Kept for the plots, dropped before the CSV.
-    row["_turns"] = (src_turns, out_turns, walk_turns)
-    return row
-
-
 # ---------------------------------------------------------------- inputs and remapping
 
 
@@ -210,7 +112,7 @@ def output_name(source: Path, roots: list[Path], label: str) -> Path:
 
 
 class Remapper:
-    """Loads the checkpoint once and remaps beatmaps with sample.py's own functions."""
+    """Loads the checkpoint once and remaps beatmaps with the pipeline's own functions."""
 
     def __init__(
         self,
@@ -222,12 +124,9 @@ class Remapper:
         spacing_passes: int,
         strength: float = 1.0,
         unconditional: bool = False,
-        turn_passes: int | None = None,
+        turn_passes: int = TURN_PASSES,
     ):
-        import sample
-
-        self.sample = sample
-        self.model, self.ckpt, self.styles = sample.load_position_model(ckpt)
+        self.model, self.ckpt, self.styles = load_position_model(ckpt)
         self.cfg_scale = cfg_scale
         self.unconditional = unconditional
         self.kwargs = dict(
@@ -237,7 +136,7 @@ class Remapper:
             progress=False,
             spacing_passes=spacing_passes,
             strength=strength,
-            turn_passes=sample.TURN_PASSES if turn_passes is None else turn_passes,
+            turn_passes=turn_passes,
         )
 
     @classmethod
@@ -255,30 +154,28 @@ class Remapper:
         )
 
     def style(self, style_id: int | None, mapper: str | None) -> int:
-        return self.sample.resolve_style(self.styles, style_id, mapper)
+        return resolve_style(self.styles, style_id, mapper)
 
     def reference(self, spec: str) -> tuple[str, int, np.ndarray | None]:
         """(label, style class, descriptor) of a BeatmapID the checkpoint knows, or of any .osu (by example)."""
         if spec.isdigit():
             return f"style {spec}", self.style(int(spec), None), None
-        label, features = self.sample.reference_features(self.model, Path(spec))
+        label, features = reference_features(self.model, Path(spec))
         return label, 0, features
 
     def remap(
         self, beatmap, style: int, style_features: np.ndarray | None = None, label: str | None = None
     ) -> tuple[str, bytes, float]:
         """(text, bytes in the source's encoding, seconds) of the remapped map."""
-        from data.beatmap.codec import encode_text
-
         started = time.perf_counter()
         styled = style != 0 or style_features is not None
-        kwargs = dict(self.kwargs, cfg_scale=self.sample.guidance_scale(self.cfg_scale, styled=styled))
-        if not styled and not self.unconditional:  # as sample.py: no style asked for means the source's own
-            style_features = self.sample.own_style_features(self.model, beatmap)
-            label = label or (self.sample.OWN_STYLE_LABEL if style_features is not None else None)
-        text = self.sample.remap(beatmap, self.model, self.ckpt, style, style_features=style_features, **kwargs)[0]
-        label = label or self.sample.style_label(self.styles, style)
-        text = self.sample.set_version(text, f"{beatmap.version or 'Unknown'} (osu-dit {label})")
+        kwargs = dict(self.kwargs, cfg_scale=guidance_scale(self.cfg_scale, styled=styled))
+        if not styled:  # the pipeline's rule: no style asked for means the source's own (unless unconditional)
+            own = choose_style(self.model, self.styles, StyleRequest(unconditional=self.unconditional), beatmap)
+            style_features, label = own.features, label or own.label
+        text = remap(beatmap, self.model, self.ckpt, style, style_features=style_features, **kwargs)[0]
+        label = label or style_label(self.styles, style)
+        text = set_version(text, f"{beatmap.version or 'Unknown'} (osu-dit {label})")
         return text, encode_text(beatmap, text), time.perf_counter() - started
 
 
@@ -286,8 +183,6 @@ class Remapper:
 
 
 def _read(path: Path, skipped: list[str]):
-    from data.beatmap.inputs import read_beatmap_input
-
     try:
         return read_beatmap_input(path)
     except BadInputError as err:
@@ -298,8 +193,6 @@ def _read(path: Path, skipped: list[str]):
 
 def _refuse_if_nothing_to_judge(inputs: list[Path], paths: list[Path]) -> None:
     """No maps, or a single bad one: one line and exit 2 before anything is written, like every entry point."""
-    from data.beatmap.inputs import read_beatmap_input
-
     refuse_unless_readable(paths, read_beatmap_input, inputs, ".osu files", "maps")
 
 
@@ -313,9 +206,9 @@ def evaluate(args: argparse.Namespace) -> dict:
     """Remap and judge every input map; write maps, CSV, summary and plots to args.output; return the summary."""
     remapper = Remapper.from_args(args)
     style = remapper.style(args.style_id, args.mapper)
-    label = remapper.sample.style_label(remapper.styles, style)
+    label = style_label(remapper.styles, style)
     if style == 0 and not args.unconditional:
-        label = remapper.sample.OWN_STYLE_LABEL
+        label = OWN_STYLE_LABEL
     paths = collect_inputs(args.input)[: args.limit]
     _refuse_if_nothing_to_judge(args.input, paths)
     rows, turns, skipped, failures = [], [], [], []
@@ -342,12 +235,10 @@ def evaluate(args: argparse.Namespace) -> dict:
     summary.update(style=label, ckpt=str(args.ckpt), seed=args.seed, sampler=args.sampler,
                    steps=args.num_sampling_steps, spacing_passes=args.spacing_passes, strength=args.strength,
                    turn_passes=args.turn_passes,
-                   cfg_scale=remapper.sample.guidance_scale(args.cfg_scale, styled=style != 0))  # fmt: skip
+                   cfg_scale=guidance_scale(args.cfg_scale, styled=style != 0))  # fmt: skip
     _write_table(args.output / "evaluation.csv", table)
     write_text_atomic(args.output / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     if rows:
-        from testing import plots
-
         plots.evaluation_plots(table, turns, args.output)
     print(report(summary))
     return summary
@@ -488,8 +379,6 @@ def compare_styles(args: argparse.Namespace) -> dict:
     _write_table(args.output / "compare_styles.csv", table)
     write_text_atomic(args.output / "compare_styles.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     if rows:
-        from testing import plots
-
         plots.style_plot(table, id_a, id_b, args.output)
     print(
         f"{id_a} turns {summary['mean_turn_difference_rad'] or 0:+.3f} rad more than {id_b} on average; "
@@ -503,9 +392,6 @@ def compare_styles(args: argparse.Namespace) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from dit.diffusion import SAMPLERS
-    from sample import DEFAULT_CKPT, SPACING_PASSES, TURN_PASSES, strength_value
-
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--input", type=Path, nargs="+", required=True, help=".osu files and/or folders searched for them")
     p.add_argument("--output", type=Path, required=True, help="folder for remapped maps, CSV, summary and plots")

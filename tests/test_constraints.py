@@ -5,13 +5,14 @@ import math
 import numpy as np
 import torch
 
-import sample
 from data.beatmap.codec import encode
 from data.beatmap.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
 from data.beatmap.osu_file import read_beatmap
+from data.position_io import POSITION_SCALE, normalize_positions
 from data.style_features import JUMP_ANGLE_BINS, JUMP_PX, playable_style_features, style_features
-from data.windows import POSITION_SCALE, full_map_sample, normalize_positions
 from dit.constraints import AimPath, histogram_quantiles, match_spacing, match_turns
+from pipeline import remap as pipeline_remap
+from pipeline.remap import map_tensors
 from testing.metrics import turning_angles, wasserstein_1d
 
 
@@ -28,7 +29,7 @@ def leg_lengths(x: torch.Tensor) -> torch.Tensor:
 
 
 def test_a_shrunken_map_gets_its_spacing_back_along_its_own_legs(fixture_maps):
-    fields = full_map_sample(aka_no_ha(fixture_maps), 0)
+    fields = map_tensors(aka_no_ha(fixture_maps), 0)
     source = fields["position"][None]
     target, mask = fields["distance"][None], fields["mask"][None]
     shrunk = source * 0.8  # every leg 20% short, directions unchanged
@@ -44,7 +45,7 @@ def test_a_shrunken_map_gets_its_spacing_back_along_its_own_legs(fixture_maps):
 
 
 def test_padding_neither_moves_nor_pulls_on_real_points(fixture_maps):
-    fields = full_map_sample(aka_no_ha(fixture_maps), 0)
+    fields = map_tensors(aka_no_ha(fixture_maps), 0)
     x, target, mask = fields["position"][None] * 0.8, fields["distance"][None], fields["mask"][None]
     alone = match_spacing(x, target, mask)
     pad = 7
@@ -59,14 +60,16 @@ def test_padding_neither_moves_nor_pulls_on_real_points(fixture_maps):
 
 
 def test_the_shipped_checkpoint_keeps_the_source_spacing_with_the_default_passes(fixture_maps):
-    model, ckpt, _ = sample.load_position_model(sample.DEFAULT_CKPT)
+    model, ckpt, _ = pipeline_remap.load_position_model(pipeline_remap.DEFAULT_CKPT)
     datapoints = aka_no_ha(fixture_maps)
     errors = {}
-    for passes in (0, sample.SPACING_PASSES):
-        positions = sample.generate_positions(model, ckpt, datapoints, 0, progress=False, spacing_passes=passes)[0]
+    for passes in (0, pipeline_remap.SPACING_PASSES):
+        positions = pipeline_remap.generate_positions(
+            model, ckpt, datapoints, 0, progress=False, spacing_passes=passes
+        )[0]
         legs = np.linalg.norm(np.diff(positions, axis=0), axis=1)
         errors[passes] = float(np.median(np.abs(legs - datapoints.distance[1:])))
-    assert errors[sample.SPACING_PASSES] < 0.5 * errors[0], errors
+    assert errors[pipeline_remap.SPACING_PASSES] < 0.5 * errors[0], errors
 
 
 def jump_histogram(datapoints) -> torch.Tensor:
@@ -90,7 +93,7 @@ def test_histogram_quantiles_spread_each_bins_share_evenly_across_it():
 
 
 def test_turns_take_another_maps_histogram_and_the_legs_keep_their_length(fixture_maps):
-    fields = full_map_sample(aka_no_ha(fixture_maps), 0)
+    fields = map_tensors(aka_no_ha(fixture_maps), 0)
     x, path = fields["position"][None], AimPath.from_kinds(fields["kind"])
     target = jump_histogram(fixture(fixture_maps, "Rocket"))  # many straight-on and right-angle jumps
     moved = match_turns(x, target, path, JUMP_PX / POSITION_SCALE, passes=16)
@@ -104,7 +107,7 @@ def test_turns_take_another_maps_histogram_and_the_legs_keep_their_length(fixtur
 
 def test_a_map_already_in_the_style_moves_far_less_than_one_steered_elsewhere(fixture_maps):
     datapoints = aka_no_ha(fixture_maps)
-    fields = full_map_sample(datapoints, 0)
+    fields = map_tensors(datapoints, 0)
     x, path = fields["position"][None], AimPath.from_kinds(fields["kind"])
     moves = {}
     for name, histogram in (
@@ -117,7 +120,7 @@ def test_a_map_already_in_the_style_moves_far_less_than_one_steered_elsewhere(fi
 
 
 def test_slider_anchors_keep_their_place_on_their_slider(fixture_maps):
-    fields = full_map_sample(aka_no_ha(fixture_maps), 0)
+    fields = map_tensors(aka_no_ha(fixture_maps), 0)
     x, path = fields["position"][None], AimPath.from_kinds(fields["kind"])
     assert len(path.anchor) > 100
     moved = match_turns(x, jump_histogram(fixture(fixture_maps, "Rocket")), path, JUMP_PX / POSITION_SCALE)
@@ -134,30 +137,30 @@ def test_slider_anchors_keep_their_place_on_their_slider(fixture_maps):
 
 
 def test_a_histogram_without_jumps_leaves_the_map_as_it_is(fixture_maps):
-    fields = full_map_sample(aka_no_ha(fixture_maps), 0)
+    fields = map_tensors(aka_no_ha(fixture_maps), 0)
     x = fields["position"][None]
     same = match_turns(x, torch.zeros(JUMP_ANGLE_BINS, dtype=torch.float64), AimPath.from_kinds(fields["kind"]), 0.1)
     torch.testing.assert_close(same, x, atol=0, rtol=0)
 
 
 def test_the_shipped_checkpoint_follows_the_styles_turns_with_the_default_passes(fixture_maps):
-    model, ckpt, _ = sample.load_position_model(sample.DEFAULT_CKPT)
+    model, ckpt, _ = pipeline_remap.load_position_model(pipeline_remap.DEFAULT_CKPT)
     datapoints = fixture(fixture_maps, "Red Goose")
     aim = np.zeros(len(datapoints), bool)
     aim[AimPath.from_kinds(torch.from_numpy(datapoints.kind.astype(np.int64))).hit.numpy()] = True
     source = turning_angles(datapoints.position[aim])
     distance = {}
-    for passes in (0, sample.TURN_PASSES):
-        positions = sample.generate_positions(
+    for passes in (0, pipeline_remap.TURN_PASSES):
+        positions = pipeline_remap.generate_positions(
             model, ckpt, datapoints, 0, progress=False, style_features=playable_style_features(datapoints),
             turn_passes=passes,
         )[0]  # fmt: skip
         distance[passes] = wasserstein_1d(turning_angles(positions[aim]), source)
-    assert distance[sample.TURN_PASSES] < 0.5 * distance[0], distance  # measured 0.062 vs 0.253
+    assert distance[pipeline_remap.TURN_PASSES] < 0.5 * distance[0], distance  # measured 0.062 vs 0.253
 
 
 def test_bounds_keep_steered_points_on_the_playfield(fixture_maps):
-    fields = full_map_sample(aka_no_ha(fixture_maps), 0)
+    fields = map_tensors(aka_no_ha(fixture_maps), 0)
     x, path = fields["position"][None], AimPath.from_kinds(fields["kind"])
     target = jump_histogram(fixture(fixture_maps, "Natsukoi"))  # straight on or straight back, 300 px jumps
     corners = normalize_positions(np.array([[0, 0], [PLAYFIELD_WIDTH, PLAYFIELD_HEIGHT]], np.float32))

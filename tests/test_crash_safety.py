@@ -113,7 +113,7 @@ def test_sigkill_during_checkpoint_write_leaves_only_whole_checkpoints(cache, tm
 
 def test_sigkill_during_prepare_then_rerun_gives_the_straight_cache(tmp_path):
     """A cache build killed half-way holds only whole arrays and no table; running again completes it exactly."""
-    from data.prepare import ARRAYS_DIR, STYLES_FILE, TABLE_FILE
+    from data.cache import ARRAYS_DIR, MAPS_FILE, STYLES_FILE
 
     songs = FIXTURES / "songs"
     straight = tmp_path / "straight"
@@ -131,13 +131,13 @@ def test_sigkill_during_prepare_then_rerun_gives_the_straight_cache(tmp_path):
         time.sleep(POLL_S)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "prepare finished before the kill; the test needs a slower step"
-    assert not (killed / TABLE_FILE).exists()  # the table is the commit point, written last
+    assert not (killed / MAPS_FILE).exists()  # the table is the commit point, written last
     for path in arrays.glob("*.npy"):
         np.load(path, allow_pickle=False)  # every array with a final name is whole
 
     done = subprocess.run([*args, "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=TRY_TIMEOUT_S)
     assert done.returncode == 0, done.stderr
-    for name in (TABLE_FILE, STYLES_FILE):
+    for name in (MAPS_FILE, STYLES_FILE):
         assert (killed / name).read_bytes() == (straight / name).read_bytes(), name
     assert sorted(p.name for p in (killed / ARRAYS_DIR).iterdir()) == sorted(
         p.name for p in (straight / ARRAYS_DIR).iterdir()

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from testing import evaluate, metrics
+from testing import evaluate, map_judge, metrics
 
 RED_GOOSE = "Red Goose (nold_1702) [ERT Basic].osu"
 ROCKET = "Rocket (Moyashimon ED) (flakmonkey) [Insane].osu"
@@ -22,7 +22,7 @@ def _map(fixture_maps, name):
 
 def test_turning_angles_equal_a_direct_computation(fixture_maps):
     path = _map(fixture_maps, ROCKET)
-    objects = evaluate.slider_objects(path.read_text(encoding="utf-8-sig"))
+    objects = map_judge.slider_objects(path.read_text(encoding="utf-8-sig"))
     assert objects is not None and len(objects) == 203
     segments = metrics.aim_segments(objects)
     expected = []
@@ -41,7 +41,7 @@ def test_turning_angles_equal_a_direct_computation(fixture_maps):
 
 
 def test_wasserstein_is_zero_on_itself_and_a_shift_on_a_shift(fixture_maps):
-    objects = evaluate.slider_objects(_map(fixture_maps, ROCKET).read_text(encoding="utf-8-sig"))
+    objects = map_judge.slider_objects(_map(fixture_maps, ROCKET).read_text(encoding="utf-8-sig"))
     angles = metrics.path_turning_angles(metrics.aim_segments(objects))
     assert metrics.wasserstein_1d(angles, angles) == 0.0
     assert metrics.wasserstein_1d(angles, angles + 0.25) == pytest.approx(0.25)
@@ -51,7 +51,7 @@ def test_wasserstein_is_zero_on_itself_and_a_shift_on_a_shift(fixture_maps):
 
 
 def test_random_walk_keeps_the_spacing_and_turns_unlike_the_map(fixture_maps):
-    objects = evaluate.slider_objects(_map(fixture_maps, ROCKET).read_text(encoding="utf-8-sig"))
+    objects = map_judge.slider_objects(_map(fixture_maps, ROCKET).read_text(encoding="utf-8-sig"))
     segments = metrics.aim_segments(objects)
     rng = np.random.default_rng(0)
     walks = [metrics.random_walk(s, rng) for s in segments]
@@ -67,7 +67,7 @@ def test_random_walk_keeps_the_spacing_and_turns_unlike_the_map(fixture_maps):
 
 def test_rhythm_problems_find_a_moved_object(fixture_maps):
     path = _map(fixture_maps, RED_GOOSE)
-    objects = evaluate.slider_objects(path.read_text(encoding="utf-8-sig"))
+    objects = map_judge.slider_objects(path.read_text(encoding="utf-8-sig"))
     assert metrics.rhythm_problems(objects, objects) == []
     text = path.read_text(encoding="utf-8-sig")
     lines = text.split("\n")
@@ -75,7 +75,7 @@ def test_rhythm_problems_find_a_moved_object(fixture_maps):
     fields = lines[first].split(",")
     fields[2] = str(int(fields[2]) + 5)  # 5 ms late: over the 2 ms tolerance
     lines[first] = ",".join(fields)
-    moved = evaluate.slider_objects("\n".join(lines))
+    moved = map_judge.slider_objects("\n".join(lines))
     problems = metrics.rhythm_problems(objects, moved)
     assert len(problems) == 1 and "moved" in problems[0]
 
@@ -83,9 +83,9 @@ def test_rhythm_problems_find_a_moved_object(fixture_maps):
 def test_slider_fault_falls_back_to_our_reader(fixture_maps):
     # This fixture has no [Metadata] section, which the slider library refuses.
     path = next(p for p in fixture_maps if p.parent.name == "14b9a6706b8f")
-    assert evaluate.slider_objects(path.read_text(encoding="utf-8-sig")) is None
+    assert map_judge.slider_objects(path.read_text(encoding="utf-8-sig")) is None
     data = path.read_bytes()
-    row = evaluate.judge_pair(path.read_text(encoding="utf-8-sig"), data, data.decode("utf-8-sig"), data)
+    row = map_judge.judge_pair(path.read_text(encoding="utf-8-sig"), data, data.decode("utf-8-sig"), data)
     assert row["reader"] == "ours" and row["valid"] and row["rhythm_kept"]
     assert row["turning_w1"] == 0.0 and row["median_spacing_error_px"] == 0.0 and row["star_error"] == 0.0
 
@@ -140,7 +140,7 @@ def test_evaluate_two_maps_keeps_rhythm_and_writes_every_file(tmp_path, fixture_
 
 
 def test_compare_styles_remaps_with_both_styles(tmp_path, fixture_maps, tiny_ckpt):
-    from sample import load_position_model
+    from pipeline.remap import load_position_model
 
     _, _, styles = load_position_model(tiny_ckpt)
     ids = [b["beatmap_id"] for b in styles.to_dict()["beatmaps"] if b["beatmap_id"]][:2]
@@ -244,7 +244,7 @@ def test_a_utf16_map_is_read_by_every_reader(fixture_maps):
     text = _map(fixture_maps, RED_GOOSE).read_text(encoding="utf-8-sig")
     data = b"\xff\xfe" + text.encode("utf-16-le")
     beatmap = parse_beatmap(data)
-    row = evaluate.judge_pair(beatmap.text, data, beatmap.text, data)
+    row = map_judge.judge_pair(beatmap.text, data, beatmap.text, data)
     assert row["reader"] == "slider" and row["valid"] and row["rhythm_kept"] and row["objects"] == 102
     assert row["stars_source"] > 0 and row["star_error"] == 0.0 and row["turning_w1"] == 0.0
 

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from data.beatmap.codec import encode
 from data.beatmap.datapoints import Datapoints
 from data.beatmap.osu_file import read_beatmap
-from data.windows import full_map_sample
 from dit.attention import local_attention, rotate_by_index
 from dit.models import DIT_PRESETS, NULL_CLASS, DiTConfig, PositionDiT, preset_config
+from pipeline.remap import map_tensors
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # The largest fixture map (814 objects): long enough for windows, padding and locality to matter.
@@ -31,7 +31,7 @@ def big_map_path() -> Path:
 
 def map_batch(datapoints: Datapoints, length: int, starts: list[int], style: list[int]) -> dict[str, torch.Tensor]:
     """Windows of `length` datapoints from `starts` as model inputs, normalized by the dataset's own code."""
-    whole = full_map_sample(datapoints, 0)
+    whole = map_tensors(datapoints, 0)
     windows = [{k: v[s : s + length] for k, v in whole.items() if k != "style"} for s in starts]
     batch = {k: torch.stack([w[k] for w in windows]) for k in windows[0]}
     batch["time_ms"] = batch["time_ms"] - batch["time_ms"][:, :1]

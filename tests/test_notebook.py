@@ -89,7 +89,7 @@ def test_notebook_plays_the_remap(executed):
 def test_style_presets_are_styles_the_shipped_checkpoint_knows():
     if not SHIPPED_POSITION.exists():
         pytest.skip(f"no shipped position checkpoint at {SHIPPED_POSITION.relative_to(ROOT)} yet")
-    from sample import load_position_model
+    from pipeline.remap import load_position_model
 
     _, _, styles = load_position_model(SHIPPED_POSITION)
     settings = nbformat.read(NOTEBOOK, as_version=4).cells[1].source

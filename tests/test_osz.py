@@ -22,7 +22,7 @@ from data.beatmap.osz import (
     write_osz,
 )
 from data.errors import BadInputError
-from sample import set_version
+from pipeline.outputs import set_version
 
 AKA_NO_HA = "506908 Nakamura Meiko - Aka no Ha/Nakamura Meiko - Aka no Ha (Lily Bread) [Extra].osu"
 RED_GOOSE = "mutsuhikoizumiredgoose Mutsuhiko Izumi - Red Goose/Mutsuhiko Izumi - Red Goose (nold_1702) [ERT Basic].osu"

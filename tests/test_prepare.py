@@ -10,16 +10,8 @@ from pathlib import Path
 import pytest
 
 from data.beatmap.sources import find_maps
-from data.prepare import (
-    ARRAYS_DIR,
-    STYLES_FILE,
-    TABLE_FILE,
-    array_path,
-    assign_splits,
-    load_datapoints,
-    prepare,
-    reason_of,
-)
+from data.cache import ARRAYS_DIR, MAPS_FILE, STYLES_FILE, array_path, load_datapoints
+from data.prepare import assign_splits, prepare, reason_of
 from data.tables import NULL_CLASS, StyledMap, StyleTable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +23,7 @@ V9_MAP = "mutsuhikoizumiredgoose Mutsuhiko Izumi - Red Goose/Mutsuhiko Izumi - R
 def read_table(cache: Path):
     import pandas as pd
 
-    return pd.read_csv(cache / TABLE_FILE, keep_default_na=False, dtype={"md5": str, "codec": str})
+    return pd.read_csv(cache / MAPS_FILE, keep_default_na=False, dtype={"md5": str, "codec": str})
 
 
 def count_objects(path: Path) -> tuple[int, int, int]:
@@ -88,16 +80,16 @@ def test_fixture_songs_give_one_row_per_map_with_counts_and_classes(songs: Path,
 def test_second_run_reads_nothing_and_a_touched_file_is_read_again(songs: Path, tmp_path: Path):
     cache = tmp_path / "cache"
     first = prepare([songs], cache, workers=2, progress=False)
-    table_before = (cache / TABLE_FILE).read_bytes()
+    table_before = (cache / MAPS_FILE).read_bytes()
     second = prepare([songs], cache, workers=2, progress=False)
     assert second["new"] == 0 and second["cached"] == first["maps"]
-    assert (cache / TABLE_FILE).read_bytes() == table_before
+    assert (cache / MAPS_FILE).read_bytes() == table_before
     touched = songs / SHORT_MAP
     stat = touched.stat()
     os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
     third = prepare([songs], cache, workers=2, progress=False)
     assert third["new"] == 1 and third["maps"] == first["maps"]
-    assert (cache / TABLE_FILE).read_bytes() == table_before
+    assert (cache / MAPS_FILE).read_bytes() == table_before
 
 
 def test_removed_file_drops_out_with_its_array(songs: Path, tmp_path: Path):
@@ -302,7 +294,7 @@ def test_cache_inside_an_input_is_not_read_as_input(songs: Path):
 def test_workers_do_not_change_the_output_bytes(songs: Path, tmp_path: Path):
     prepare([songs], tmp_path / "one", workers=1, progress=False)
     prepare([songs], tmp_path / "two", workers=2, progress=False)
-    for name in (TABLE_FILE, STYLES_FILE):
+    for name in (MAPS_FILE, STYLES_FILE):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
     arrays = sorted(p.name for p in (tmp_path / "one" / ARRAYS_DIR).iterdir())
     assert arrays == sorted(p.name for p in (tmp_path / "two" / ARRAYS_DIR).iterdir())

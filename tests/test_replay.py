@@ -10,7 +10,10 @@ import osrparse
 import pytest
 
 from data.beatmap.osu_file import read_beatmap
+from data.cache import load_replay_array, load_replay_cache
 from data.errors import BadInputError
+from data.position_io import POSITION_CENTER, POSITION_SCALE
+from data.prepare_replays import prepare_replays
 from data.replay.gameplay import judge
 from data.replay.mods import DT, apply_mods, mods_rate
 from data.replay.osr import (
@@ -24,15 +27,7 @@ from data.replay.osr import (
     to_grid,
     write_replay,
 )
-from data.replay_dataset import (
-    FEATURE_INDEX,
-    NUM_FEATURES,
-    POSITION_CENTER,
-    POSITION_SCALE,
-    load_replay_array,
-    load_replay_cache,
-    prepare_replays,
-)
+from data.replay_io import FEATURE_INDEX, NUM_FEATURES
 
 
 @pytest.fixture

@@ -6,18 +6,19 @@ import torch
 
 import train
 from data.beatmap.osu_file import read_beatmap
+from data.cache import load_replay_array, load_replay_cache
 from data.replay.gameplay import stacked_positions
 from data.replay.mods import apply_mods
-from data.replay_dataset import load_replay_array, load_replay_cache, map_features
-from data.replay_windows import (
+from data.replay_io import (
     MODEL_FEATURE_NAMES,
     NUM_MODEL_FEATURES,
-    ReplayWindowDataset,
     clean_keys,
     decode_targets,
     encode_targets,
+    map_features,
     reference_path,
 )
+from data.replay_windows import ReplayWindowDataset
 from dit import diffusion
 from dit.checkpoint import load_checkpoint
 from dit.replay_model import ReplayDiT, ReplayDiTConfig

@@ -14,9 +14,8 @@ from data.beatmap.osu_file import read_beatmap
 from data.replay.gameplay import judge, stacked_positions
 from data.replay.mods import HR, apply_mods
 from data.replay.osr import read_replay
-from data.replay_dataset import PlayerTable
-from data.replay_windows import NUM_MODEL_FEATURES
-from data.tables import StyleTable
+from data.replay_io import NUM_MODEL_FEATURES
+from data.tables import PlayerTable, StyleTable
 from dit.checkpoint import model_config_dict, save_checkpoint
 from dit.models import DiTConfig, PositionDiT
 from dit.replay_model import ReplayDiT, ReplayDiTConfig

@@ -7,6 +7,7 @@ import sample
 from data.beatmap.codec import encode
 from data.beatmap.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
 from data.beatmap.osu_file import parse_beatmap, read_beatmap
+from pipeline import remap as pipeline_remap
 from tests.tiny_checkpoints import tiny_position_checkpoint
 
 
@@ -17,14 +18,14 @@ def tiny_ckpt(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny(tiny_ckpt):
-    return sample.load_position_model(tiny_ckpt)
+    return pipeline_remap.load_position_model(tiny_ckpt)
 
 
 def test_generated_positions_stay_in_the_playfield(tiny, fixture_maps):
     # An untrained model places points anywhere; the sampler's clip is what must keep them on the field.
     model, ckpt, _ = tiny
     beatmap = read_beatmap(next(p for p in fixture_maps if "Aka no Ha" in p.name))
-    positions = sample.generate_positions(model, ckpt, encode(beatmap), 0, steps=3, progress=False)
+    positions = pipeline_remap.generate_positions(model, ckpt, encode(beatmap), 0, steps=3, progress=False)
     assert positions.shape == (1, len(encode(beatmap)), 2)
     assert positions[..., 0].min() >= 0 and positions[..., 0].max() <= PLAYFIELD_WIDTH
     assert positions[..., 1].min() >= 0 and positions[..., 1].max() <= PLAYFIELD_HEIGHT
@@ -34,9 +35,9 @@ def test_generated_positions_stay_in_the_playfield(tiny, fixture_maps):
 def test_remap_keeps_rhythm_and_is_deterministic(tiny, fixture_maps):
     model, ckpt, _ = tiny
     source = read_beatmap(next(p for p in fixture_maps if "Red Goose" in p.name))
-    first = sample.remap(source, model, ckpt, 0, steps=3, seed=7, progress=False)[0]
-    again = sample.remap(source, model, ckpt, 0, steps=3, seed=7, progress=False)[0]
-    other = sample.remap(source, model, ckpt, 0, steps=3, seed=8, progress=False)[0]
+    first = pipeline_remap.remap(source, model, ckpt, 0, steps=3, seed=7, progress=False)[0]
+    again = pipeline_remap.remap(source, model, ckpt, 0, steps=3, seed=7, progress=False)[0]
+    other = pipeline_remap.remap(source, model, ckpt, 0, steps=3, seed=8, progress=False)[0]
     assert first == again and first != other
     remapped = parse_beatmap(first.encode("utf-8"))
     assert [h.time_ms for h in remapped.hit_objects] == [h.time_ms for h in source.hit_objects]
@@ -55,10 +56,12 @@ def test_style_from_a_reference_map_reaches_the_network_and_names_the_remap(tiny
     model, ckpt, _ = tiny
     source = next(p for p in fixture_maps if "Red Goose" in p.name)
     reference = next(p for p in fixture_maps if "Natsukoi" in p.name)
-    label, features = sample.reference_features(model, reference)
+    label, features = pipeline_remap.reference_features(model, reference)
     datapoints = encode(read_beatmap(source))
-    plain = sample.generate_positions(model, ckpt, datapoints, 0, steps=3, progress=False)
-    styled = sample.generate_positions(model, ckpt, datapoints, 0, steps=3, progress=False, style_features=features)
+    plain = pipeline_remap.generate_positions(model, ckpt, datapoints, 0, steps=3, progress=False)
+    styled = pipeline_remap.generate_positions(
+        model, ckpt, datapoints, 0, steps=3, progress=False, style_features=features
+    )
     assert not np.array_equal(plain, styled)
 
     out = tmp_path / "styled.osu"
@@ -70,11 +73,11 @@ def test_style_from_a_reference_map_reaches_the_network_and_names_the_remap(tiny
 
 def test_lower_strength_keeps_more_of_the_source_layout(fixture_maps):
     # The trained checkpoint, since an untrained one scatters points from any start.
-    model, ckpt, _ = sample.load_position_model(sample.DEFAULT_CKPT)
+    model, ckpt, _ = pipeline_remap.load_position_model(pipeline_remap.DEFAULT_CKPT)
     datapoints = encode(read_beatmap(next(p for p in fixture_maps if "Rocket" in p.name)))
     moved = {}
     for strength in (0.1, 0.4, 1.0):
-        positions = sample.generate_positions(model, ckpt, datapoints, 0, progress=False, strength=strength)[0]
+        positions = pipeline_remap.generate_positions(model, ckpt, datapoints, 0, progress=False, strength=strength)[0]
         moved[strength] = float(np.median(np.linalg.norm(positions - datapoints.position, axis=1)))
     assert moved[0.1] < 0.5 * moved[0.4] and moved[0.4] < 0.75 * moved[1.0], moved  # measured 25, 95, 188 px
 

@@ -105,7 +105,12 @@ def _pick_assets(beatmap: Beatmap, available: list[str], read: Callable[[str], b
 def osu_member_name(m: Beatmap, version: str | None = None) -> str:
     """The file name osu! gives a difficulty: "Artist - Title (Creator) [Version].osu", made safe for any disk."""
     name = f"{m.artist} - {m.title} ({m.creator}) [{version if version is not None else m.version}].osu"
-    return FORBIDDEN_NAME_CHARS.sub("_", name).strip()
+    return safe_filename(name).strip()
+
+
+def safe_filename(name: str) -> str:
+    """`name` with the characters no disk allows in a file name replaced by '_'."""
+    return FORBIDDEN_NAME_CHARS.sub("_", name)
 
 
 def write_osz(path: str | os.PathLike, members: dict[str, bytes]) -> None:

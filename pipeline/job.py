@@ -1,0 +1,150 @@
+"""One run of the tool, as the command line, the notebook and the tests ask for it: remap and/or play a map and
+write every output. `sample.py` parses its flags into a Job; the notebook builds one directly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from data.beatmap.inputs import read_beatmap_input
+from data.beatmap.osu_file import read_beatmap
+from data.errors import BadInputError
+from data.replay.mods import mods_to_string, parse_mods
+from pipeline.outputs import check_outputs, default_output, write_companions, write_remap
+from pipeline.play import (
+    DEFAULT_REPLAY_CKPT,
+    DEFAULT_REPLAY_TEMPERATURE,
+    REPLAY_PLAYER_NAME,
+    load_replay_model,
+    play,
+    resolve_player,
+)
+from pipeline.remap import (
+    DEFAULT_CKPT,
+    SPACING_PASSES,
+    TURN_PASSES,
+    StyleRequest,
+    choose_style,
+    guidance_scale,
+    load_position_model,
+    remap,
+)
+
+
+@dataclass
+class Job:
+    """Everything a run needs; the defaults are the command line's."""
+
+    beatmap: Path | None = None
+    difficulty: str | None = None
+    style_id: int | None = None
+    mapper: str | None = None
+    style_from: Path | None = None
+    unconditional: bool = False
+    cfg_scale: float | None = None
+    num_sampling_steps: int = 20
+    sampler: str = "ddim"
+    spacing_passes: int = SPACING_PASSES
+    turn_passes: int = TURN_PASSES
+    strength: float = 1.0
+    seed: int = 0
+    num_variants: int = 1
+    output: Path | None = None
+    ckpt: Path = DEFAULT_CKPT
+    device: str = "auto"
+    list_styles: bool = False
+    replay: bool = False
+    replay_only: bool = False
+    player: str | None = None
+    mods: str = ""
+    replay_ckpt: Path = DEFAULT_REPLAY_CKPT
+    list_players: bool = False
+    temperature: float = DEFAULT_REPLAY_TEMPERATURE
+    preview: Path | None = None
+    preview_time: float | None = None
+    animation: Path | None = None
+    osz: Path | None = None
+    progress: bool = True
+
+
+def pick_device(name: str) -> str:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BadInputError(None, "--device cuda: no CUDA GPU is visible to torch")
+    return "cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name)
+
+
+def run(job: Job) -> list[Path]:
+    """Do what the job asks; return the paths written (nothing for the listings, which print)."""
+    check_outputs(job.output, job.preview, job.animation, job.osz)
+    device = pick_device(job.device)
+    if job.replay or job.replay_only or job.list_players:
+        mods = parse_mods(job.mods)
+        replay_model, replay_ckpt, players = load_replay_model(job.replay_ckpt)
+        replay_model.to(device)
+        if job.list_players:
+            for index, name in enumerate(players.players, start=1):
+                print(f"{index}\t{name}")
+            return []
+        player = resolve_player(players, job.player)
+        play_kwargs = {
+            "player": player,
+            "mods": mods,
+            "player_name": REPLAY_PLAYER_NAME if player == 0 else f"{REPLAY_PLAYER_NAME} {players.players[player - 1]}",
+            "cfg_scale": 1.0 if job.cfg_scale is None else job.cfg_scale,
+            "steps": job.num_sampling_steps,
+            "sampler": job.sampler,
+            "seed": job.seed,
+            "temperature": job.temperature,
+            "progress": job.progress,
+        }
+    if job.replay_only:
+        beatmap = read_beatmap_input(job.beatmap, job.difficulty)
+        label = " ".join(filter(None, [job.player or "", mods_to_string(mods)])) or "replay"
+        out = job.output or default_output(beatmap, label, job.seed, None, ".osr")
+        play(beatmap, replay_model, replay_ckpt, output=out, **play_kwargs)
+        print(f"wrote {out}")
+        return [out, *companions(job, beatmap, [out])]
+
+    model, ckpt, styles = load_position_model(job.ckpt)
+    model.to(device)
+    if job.list_styles:
+        for index in range(1, len(styles)):
+            print(f"{index}\t{styles.describe(index)}")
+        return []
+    request = StyleRequest(job.style_id, job.mapper, job.style_from, job.unconditional)
+    beatmap = read_beatmap_input(job.beatmap, job.difficulty)
+    style = choose_style(model, styles, request, beatmap)
+    texts = remap(
+        beatmap,
+        model,
+        ckpt,
+        style.index,
+        cfg_scale=guidance_scale(job.cfg_scale, style.styled),
+        steps=job.num_sampling_steps,
+        sampler=job.sampler,
+        seed=job.seed,
+        num_variants=job.num_variants,
+        progress=job.progress,
+        style_features=style.features,
+        spacing_passes=job.spacing_passes,
+        turn_passes=job.turn_passes,
+        strength=job.strength,
+    )
+    label = style.label + (f", strength {job.strength:g}" if job.strength < 1.0 else "")
+    written = []
+    for i, text in enumerate(texts):
+        path = write_remap(text, beatmap, label, job.seed, job.output, i, len(texts))
+        written.append(path)
+        if job.replay:
+            # Read back what was written: the replay must name the MD5 of these exact bytes.
+            osr = path.with_suffix(".osr")
+            play(read_beatmap(path), replay_model, replay_ckpt, output=osr, **play_kwargs)
+            written.append(osr)
+            print(f"wrote {osr}")
+    return written + companions(job, beatmap, written)
+
+
+def companions(job: Job, source, written: list[Path]) -> list[Path]:
+    return write_companions(source, job.beatmap, written, job.preview, job.preview_time, job.animation, job.osz)

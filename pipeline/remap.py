@@ -1,0 +1,227 @@
+"""Remap a beatmap with the position DiT: resolve the style asked for, sample new positions, decode to .osu text."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from data.beatmap.codec import decode, encode
+from data.beatmap.osu_file import Beatmap, read_beatmap
+from data.errors import BadInputError
+from data.position_io import POSITION_SCALE, denormalize_positions, full_map_sample, playfield_bounds
+from data.style_features import JUMP_ANGLE_BINS, JUMP_PX, playable_style_features
+from data.tables import StyleTable
+from dit import diffusion
+from dit.checkpoint import build_model_from_checkpoint, load_checkpoint
+from dit.constraints import AimPath, match_spacing, match_turns
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CKPT = ROOT / "checkpoints" / "position.pt"
+# Guidance when a map style is asked for and no scale is given: at scale 1 the shipped model follows the source's
+# own flow and a style moves it only a little (docs/decisions.md).
+STYLE_CFG_SCALE = 8.0
+OWN_STYLE_LABEL = "own style"  # a remap that follows its source's own descriptor (no style asked for)
+# Relaxation passes pulling each denoised estimate's legs to the source spacing: the network alone lands short.
+SPACING_PASSES = 8
+# Passes per step matching the turns at jumps to the style's histogram: the network reads a descriptor's mean
+# turn but not its shape (docs/measurements.md gives both figures).
+TURN_PASSES = 4
+
+
+@dataclass(frozen=True)
+class StyleRequest:
+    """The style a remap is asked for: a beatmap or mapper class, a map by example, none, or (all unset) its own."""
+
+    style_id: int | None = None
+    mapper: str | None = None
+    style_from: Path | None = None
+    unconditional: bool = False
+
+
+@dataclass(frozen=True)
+class Style:
+    """A resolved style: the class, the descriptor that stands in for the class's own, and the output's label."""
+
+    index: int
+    features: np.ndarray | None
+    label: str
+    styled: bool  # a style was asked for: guidance defaults to STYLE_CFG_SCALE
+
+
+def load_position_model(ckpt_path: str | Path = DEFAULT_CKPT):
+    """(model in eval mode, checkpoint dict, StyleTable) from a position-model checkpoint."""
+    ckpt = load_checkpoint(ckpt_path)
+    if ckpt["config"].get("model") != "PositionDiT":
+        raise BadInputError(ckpt_path, f"holds a {ckpt['config'].get('model')}, not a position model")
+    return build_model_from_checkpoint(ckpt), ckpt, StyleTable.from_dict(ckpt["extra"]["styles"])
+
+
+def resolve_style(styles: StyleTable, style_id: int | None = None, mapper: str | None = None) -> int:
+    """Style class for a BeatmapID or mapper name (0, the null class, when neither is given)."""
+    if style_id is not None:
+        index = styles.beatmap_class(style_id)
+        if index is None:
+            raise BadInputError(
+                None,
+                f"--style-id {style_id} is not a beatmap this checkpoint knows "
+                "(python sample.py --list-styles shows them)",
+            )
+        return index
+    if mapper is not None:
+        index = styles.mapper_class(mapper)
+        if index is None:
+            raise BadInputError(
+                None,
+                f"--mapper {mapper!r} is not a mapper this checkpoint knows "
+                "(python sample.py --list-styles shows them)",
+            )
+        return index
+    return 0
+
+
+def reference_features(model, path: Path) -> tuple[str, np.ndarray]:
+    """(label, descriptor) of the map a --style-from remap should look like."""
+    if not model.config.class_feature_dim:
+        raise BadInputError(None, "--style-from needs a checkpoint trained with style features (see train.py --help)")
+    if not path.is_file() or path.suffix.lower() != ".osu":
+        raise BadInputError(path, "--style-from takes an .osu file")
+    reference = read_beatmap(path)
+    features = playable_style_features(encode(reference))
+    if not features.any():
+        raise BadInputError(path, "has too few objects to show a style")
+    name = f"style {reference.beatmap_id}" if reference.beatmap_id else f"style of {reference.version or path.stem}"
+    return name, features
+
+
+def own_style_features(model, beatmap: Beatmap) -> np.ndarray | None:
+    """The source's own descriptor, which a remap follows at guidance 1 when no style is asked for (None when the
+    checkpoint reads no descriptors or the map has too few objects to show a style)."""
+    if not model.config.class_feature_dim:
+        return None
+    features = playable_style_features(encode(beatmap))
+    return features if features.any() else None
+
+
+def choose_style(model, styles: StyleTable, request: StyleRequest, beatmap: Beatmap) -> Style:
+    """The style a remap follows: the class or map asked for; with none asked for, the source's own descriptor
+    (unless `unconditional`)."""
+    index = resolve_style(styles, request.style_id, request.mapper)
+    if request.style_from is not None:
+        label, features = reference_features(model, request.style_from)
+        return Style(index, features, label, styled=True)
+    if index:
+        label = f"style {request.style_id}" if request.style_id is not None else f"mapper {request.mapper}"
+        return Style(index, None, label, styled=True)
+    own = None if request.unconditional else own_style_features(model, beatmap)
+    return Style(0, own, OWN_STYLE_LABEL if own is not None else "no style", styled=False)
+
+
+def guidance_scale(cfg_scale: float | None, styled: bool) -> float:
+    """The scale given, else STYLE_CFG_SCALE for a styled remap and 1 (one pass) for an unstyled one."""
+    if cfg_scale is not None:
+        return cfg_scale
+    return STYLE_CFG_SCALE if styled else 1.0
+
+
+def style_label(styles: StyleTable, index: int) -> str:
+    return "no style" if index == 0 else styles.describe(index)
+
+
+def map_tensors(datapoints, style: int) -> dict[str, torch.Tensor]:
+    """The whole map as one sample of the network's inputs (data.position_io.full_map_sample), as tensors."""
+    return {key: torch.from_numpy(value) for key, value in full_map_sample(datapoints, style).items()}
+
+
+def generate_positions(
+    model,
+    ckpt: dict,
+    datapoints,
+    style: int,
+    *,
+    cfg_scale: float = 1.0,
+    steps: int = 20,
+    sampler: str = "ddim",
+    seed: int = 0,
+    num_variants: int = 1,
+    progress: bool = True,
+    style_features: np.ndarray | None = None,
+    spacing_passes: int = SPACING_PASSES,
+    strength: float = 1.0,
+    turn_passes: int = TURN_PASSES,
+) -> np.ndarray:
+    """New positions in px, [num_variants, N, 2], for a whole map in one pass (attention cost is linear in N).
+    `style_features` (a reference map's descriptor) stand in for the style class's own. `strength` below 1 starts
+    from the source's own layout noised to t = strength and runs that share of the steps (SDEdit, Meng et al.
+    2021, arXiv:2108.01073), so the output keeps what that much noise leaves of it."""
+    fields = map_tensors(datapoints, style)
+    batch = {k: v.unsqueeze(0).expand(num_variants, *v.shape) for k, v in fields.items()}
+    extra = {k: batch[k] for k in ("time_ms", "distance", "kind", "style", "mask")}
+    if style_features is not None:
+        extra["style_features"] = torch.from_numpy(np.asarray(style_features, np.float32)).expand(num_variants, -1)
+    device = next(model.parameters()).device
+    extra = {k: v.to(device) for k, v in extra.items()}
+    # Noise comes from a CPU generator on every device, so a seed means the same starting point everywhere.
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch["position"].shape, generator=generator).to(device)
+    if strength < 1.0:  # the source's own layout under time `strength`'s noise, denoised from there
+        x = diffusion.q_sample(batch["position"].to(device), torch.full((num_variants,), strength), x).float()
+        steps = max(1, round(steps * strength))
+    prediction = ckpt["extra"].get("prediction", "v")
+    # Clip every denoised estimate to the playfield: objects must stay where players can reach them.
+    bounds = playfield_bounds()
+    clip = (torch.from_numpy(bounds[0]), torch.from_numpy(bounds[1]))
+    constrain = constraints(
+        model, extra["kind"][0], style, extra.get("style_features"), spacing_passes, turn_passes, clip
+    )
+    model_fn = diffusion.denoiser(
+        diffusion.guided(model, cfg_scale), prediction=prediction, clip=clip, constrain=constrain
+    )
+    with torch.inference_mode():
+        x0 = diffusion.SAMPLERS[sampler](
+            model_fn, x, steps, extra_args=extra, disable=not progress, generator=generator, start=strength
+        )
+    return np.stack([denormalize_positions(v) for v in x0.float().cpu().numpy()])
+
+
+def constraints(model, kind, style: int, style_features, spacing_passes: int, turn_passes: int, bounds):
+    """What each denoised estimate goes through before the sampler steps (None: nothing): turns at jumps matched
+    to the style descriptor's (the given one, else the style class's own; none for an unstyled remap), then legs
+    pulled to the source's lengths."""
+    descriptor = style_features[0] if style_features is not None else None
+    if descriptor is None and style:
+        descriptor = model.class_descriptor(style)
+    histogram = None if descriptor is None or not turn_passes else descriptor[:JUMP_ANGLE_BINS]
+    if histogram is None and not spacing_passes:
+        return None
+    path = AimPath.from_kinds(kind) if histogram is not None else None
+
+    def constrain(x0, kwargs):  # positions and distances in the same normalized units
+        if histogram is not None:
+            x0 = match_turns(x0, histogram, path, JUMP_PX / POSITION_SCALE, passes=turn_passes, bounds=bounds)
+        if spacing_passes:
+            x0 = match_spacing(x0, kwargs["distance"], kwargs["mask"], passes=spacing_passes)
+        return x0
+
+    return constrain
+
+
+def remap(beatmap: Beatmap, model, ckpt: dict, style: int, **generate_kwargs) -> list[str]:
+    """The source beatmap with every object placed anew, as .osu texts (one per variant)."""
+    datapoints = encode(beatmap)
+    variants = generate_positions(model, ckpt, datapoints, style, **generate_kwargs)
+    return [decode(beatmap, positions) for positions in variants]
+
+
+def strength_value(text: str) -> float:
+    """argparse type of --strength (sample.py and testing/evaluate.py): a float in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1, not {text}")
+    return value
