@@ -19,23 +19,32 @@ import sys
 import time
 from pathlib import Path
 
-from data.errors import BadInputError, refusal_exit
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm import tqdm
 
-TASKS = ("position", "replay")
-DEFAULT_SEQ_LEN = {"position": 128, "replay": 512}
-MODEL_NAMES = {"position": "PositionDiT", "replay": "ReplayDiT"}
-# The turn term counts the turns the evaluation judges: both legs longer than this (testing/metrics.JUMP_MIN_LEG_PX,
-# repeated here because the judge stays independent of what it judges and nothing imports testing/).
-TURN_MIN_LEG_PX = 40.0
+from data.errors import BadInputError, refusal_exit
+from dit import diffusion
+from dit.checkpoint import MODEL_REGISTRY, load_checkpoint, model_config_dict, save_checkpoint
+from dit.models import DIT_PRESETS
+from pipeline.tasks import TASKS, PositionTask, ReplayTask
+from pipeline.training import (
+    batch_indices,
+    collate,
+    ema_decay_at,
+    learning_rate,
+    make_optimizer,
+    resolve_precision,
+    train_step,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from dit.models import DIT_PRESETS
-
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument(
         "--task",
-        choices=TASKS,
+        choices=sorted(TASKS),
         default="position",
         help="position: remap beatmaps (a map cache); replay: play maps (a cache made with data.prepare --replays)",
     )
@@ -53,8 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--seq-len",
         type=int,
         default=None,
-        help=f"datapoints (position, default {DEFAULT_SEQ_LEN['position']}) or grid ticks "
-        f"(replay, default {DEFAULT_SEQ_LEN['replay']}) per training window",
+        help=f"datapoints (position, default {PositionTask.default_seq_len}) or grid ticks "
+        f"(replay, default {ReplayTask.default_seq_len}) per training window",
     )
     p.add_argument(
         "--val-percent",
@@ -103,154 +112,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.turn_loss_weight and args.task != "position":
         p.error("--turn-loss-weight applies to the position task only")
     if args.seq_len is None:
-        args.seq_len = DEFAULT_SEQ_LEN[args.task]
+        args.seq_len = TASKS[args.task].default_seq_len
     return args
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Schedules and the deterministic batch order
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def learning_rate(step: int, args: argparse.Namespace) -> float:
-    """Linear warmup, then cosine decay to 10% of the peak at max_steps."""
-    if step < args.warmup_steps:
-        return args.lr * (step + 1) / args.warmup_steps
-    progress = min(1.0, (step - args.warmup_steps) / max(1, args.max_steps - args.warmup_steps))
-    return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def resolve_precision(choice: str) -> str:
-    """'auto' is bf16 where the hardware computes it natively, else fp32 ('no').
-
-    On a Zen 4 CPU (AVX512-BF16) bf16 autocast trains DiT-S ~1.8x faster than fp32 (testing/benchmark.py
-    train: 2049 vs 1107 datapoints/s); CPUs without it would emulate bf16 and get slower, so they keep fp32.
-    """
-    import torch
-
-    if choice != "auto":
-        return choice
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "no"
-    native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
-    native = native or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
-    return "bf16" if native else "no"
-
-
-def make_optimizer(model, lr: float, weight_decay: float = 0.0):
-    """AdamW with torch's fused kernel: on a CPU its step costs a fifth of the default's (0.03 s vs 0.14 s for
-    DiT-S's 33M parameters, one thread), a few percent of every training step."""
-    import torch
-
-    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.99), fused=True)
-
-
-def batch_indices(step: int, n_items: int, global_batch: int, seed: int) -> tuple[int, list[int]]:
-    """(epoch, dataset indices) of the global batch at `step`; epochs are seeded permutations."""
-    import torch
-
-    per_epoch = max(1, n_items // global_batch) if n_items >= global_batch else 1
-    epoch, k = divmod(step, per_epoch)
-    perm = torch.randperm(n_items, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).tolist()
-    if n_items < global_batch:  # tiny datasets: repeat the permutation to fill the batch
-        perm = (perm * (global_batch // n_items + 1))[:global_batch]
-        return epoch, perm
-    return epoch, perm[k * global_batch : (k + 1) * global_batch]
-
-
-def collate(items: list[dict]) -> dict:
-    import torch
-
-    return {key: torch.stack([item[key] for item in items]) for key in items[0]}
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Data
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def is_cache(path: Path) -> bool:
-    from data.cache import is_map_cache
-
-    return is_map_cache(path)
-
-
-def resolve_cache(data_paths: list[Path], results_dir: Path, workers: int, is_main: bool, accelerator) -> Path:
-    """A prepared cache as given, or prepare the raw folders into results_dir/cache first (main process only)."""
-    from data.prepare import prepare
-
-    if len(data_paths) == 1 and is_cache(data_paths[0]):
-        return data_paths[0]
-    for path in data_paths:
-        if not path.exists():
-            raise BadInputError(path, "no such file or folder")
-    cache = results_dir / "cache"
-    if is_main:
-        prepare([str(p) for p in data_paths], str(cache), workers=workers)
-    accelerator.wait_for_everyone()
-    if not is_cache(cache):
-        raise BadInputError(data_paths[0], "no usable osu!standard maps found")
-    return cache
-
-
-def replay_datasets(args: argparse.Namespace):
-    """(cache, train set, val set, player table) of a replay cache made by data.prepare --replays."""
-    from data.cache import is_replay_cache
-    from data.replay_windows import ReplayWindowDataset
-
-    cache = args.data_path[0]
-    if len(args.data_path) != 1 or not is_replay_cache(cache):
-        raise BadInputError(
-            cache,
-            "not a replay cache (make one with python -m data.prepare --input SONGS --output DIR --replays REPLAYS)",
-        )
-    split = "all" if args.val_percent <= 0 else "train"
-    common = {"seq_len": args.seq_len, "stride": args.seq_len // 2, "seed": args.seed, "val_percent": args.val_percent}
-    train_set = ReplayWindowDataset(cache, split, augment=True, **common)
-    val_set = ReplayWindowDataset(cache, "val", augment=False, **common)  # empty when val_percent is 0
-    return cache, train_set, val_set, train_set.players
-
-
-def replay_extra(players, args: argparse.Namespace, prediction: str, run_config: dict) -> dict:
-    """What sample.py needs beside the weights to play a map: players, prediction, the data layout."""
-    from data.replay.osr import DEFAULT_STEP_MS
-    from data.replay_io import CHANNELS, DEFAULT_REFERENCE, MODEL_FEATURE_NAMES, OFFSET_GAIN
-
-    return {
-        "players": players.to_dict(),
-        "prediction": prediction,
-        "data_stats": {
-            "step_ms": DEFAULT_STEP_MS,
-            "offset_gain": OFFSET_GAIN,
-            "reference": DEFAULT_REFERENCE,
-            "channels": list(CHANNELS),
-            "features": list(MODEL_FEATURE_NAMES),
-            "seq_len": args.seq_len,
-        },
-        "run": run_config,
-    }
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Training
-# ----------------------------------------------------------------------------------------------------------------
-
-
 def main(args: argparse.Namespace) -> None:
-    import torch
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-    from tqdm import tqdm
-
-    from data.position_io import POSITION_CENTER, POSITION_SCALE
-    from data.replay_io import NUM_MODEL_FEATURES
-    from data.style_features import STYLE_FEATURE_DIM, class_feature_table
-    from data.windows import WindowDataset, load_cache
-    from dit import diffusion
-    from dit.checkpoint import MODEL_REGISTRY, load_checkpoint, model_config_dict, save_checkpoint
-    from dit.models import preset_config
-    from dit.replay_model import replay_config
-
     mixed = resolve_precision(args.mixed_precision)
     # cpu=True is what makes accelerate form a gloo process group under torchrun when there is no GPU.
     accelerator = Accelerator(
@@ -264,42 +130,25 @@ def main(args: argparse.Namespace) -> None:
         raise BadInputError(None, f"--global-batch-size {args.global_batch_size} is not divisible by {world} processes")
     local_batch = args.global_batch_size // world
 
-    model_name = MODEL_NAMES[args.task]
+    task = TASKS[args.task](args)
     resumed = load_checkpoint(args.resume) if args.resume else None
-    if resumed is not None and resumed["config"]["model"] != model_name:
-        raise BadInputError(args.resume, f"holds a {resumed['config']['model']}, not a {model_name}")
-
-    if args.task == "position":
-        cache = resolve_cache(args.data_path, args.results_dir, args.workers, is_main, accelerator)
-        table, styles, arrays = load_cache(cache)
-        train_set = WindowDataset(
-            (table, styles, arrays), split="train", seq_len=args.seq_len, augment=True, seed=args.seed
-        )
-        val_set = WindowDataset(
-            (table, styles, arrays), split="val", seq_len=args.seq_len, augment=False, seed=args.seed
-        )
-        num_classes, classes_text = len(styles), f"{len(styles)} style classes"
-    else:
-        cache, train_set, val_set, players = replay_datasets(args)
-        num_classes, classes_text = players.num_classes, f"{players.num_classes} player classes"
+    if resumed is not None and resumed["config"]["model"] != task.model_name:
+        raise BadInputError(args.resume, f"holds a {resumed['config']['model']}, not a {task.model_name}")
+    cache, train_set, val_set = task.datasets(accelerator)
     if len(train_set) == 0:
         raise BadInputError(cache, "no training windows in the cache")
 
-    model_class, config_class = MODEL_REGISTRY[model_name]
+    model_class, config_class = MODEL_REGISTRY[task.model_name]
     if resumed is not None:
         config = config_class.from_dict(resumed["config"]["model_config"])
-        if config.num_classes != num_classes:
-            raise BadInputError(args.resume, f"has {config.num_classes} classes, the cache {num_classes}")
-    elif args.task == "position":
-        feature_dim = 0 if args.style_features == "off" else STYLE_FEATURE_DIM
-        config = preset_config(args.model, num_classes=num_classes, class_feature_dim=feature_dim)
+        if config.num_classes != task.num_classes:
+            raise BadInputError(args.resume, f"has {config.num_classes} classes, the cache {task.num_classes}")
     else:
-        config = replay_config(args.model, num_classes=num_classes, num_features=NUM_MODEL_FEATURES)
+        config = task.new_config()
     set_seed(args.seed)
     model = model_class(config)
-    if args.task == "position" and config.class_feature_dim and resumed is None:
-        features = class_feature_table(table, arrays, num_classes)
-        model.style_embedder.class_features.copy_(torch.from_numpy(features))
+    if resumed is None:
+        task.init_model(model)
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = make_optimizer(model, args.lr, args.weight_decay)
     start_step = 0
@@ -320,7 +169,7 @@ def main(args: argparse.Namespace) -> None:
         args.results_dir.mkdir(parents=True, exist_ok=True)
         n_params = sum(p.numel() for p in model.parameters())
         print(
-            f"{model_name} {args.model}: {n_params / 1e6:.2f}M parameters, {classes_text}; "
+            f"{task.model_name} {args.model}: {n_params / 1e6:.2f}M parameters, {task.describe_classes()}; "
             f"{len(train_set)} train / {len(val_set)} val windows; {world} process(es), "
             f"batch {args.global_batch_size}, precision {mixed}",
             flush=True,
@@ -336,28 +185,15 @@ def main(args: argparse.Namespace) -> None:
     def checkpoint(step: int) -> None:
         accelerator.wait_for_everyone()
         if is_main:
-            if args.task == "position":
-                extra = {
-                    "styles": styles.to_dict(),
-                    "prediction": diffusion.DEFAULT_PREDICTION,
-                    "data_stats": {
-                        "position_center": list(POSITION_CENTER),
-                        "position_scale": POSITION_SCALE,
-                        "seq_len": args.seq_len,
-                    },
-                    "run": run_config,
-                }
-            else:
-                extra = replay_extra(players, args, diffusion.DEFAULT_PREDICTION, run_config)
             path = ckpt_dir / f"step_{step:07d}.pt"
             save_checkpoint(
                 path,
                 model_state=accelerator.unwrap_model(model).state_dict(),
                 ema_state=ema.state_dict(),
                 optimizer_state=optimizer.state_dict(),
-                config={**model_config_dict(model_name, config), "preset": args.model},
+                config={**model_config_dict(task.model_name, config), "preset": args.model},
                 train_state={"step": step},
-                extra=extra,
+                extra=task.checkpoint_extra(run_config),
             )
             print(f"saved {path}", flush=True)
         accelerator.wait_for_everyone()
@@ -374,44 +210,25 @@ def main(args: argparse.Namespace) -> None:
             gen = torch.Generator().manual_seed(10_007 + i * world + rank)  # same noise at every validation
             out = diffusion.training_losses(
                 ema,
-                batch[target_key],
-                model_kwargs=model_kwargs(batch, drop_labels=False),
+                batch[task.target_key],
+                model_kwargs=task.model_kwargs(batch, drop_labels=False),
                 mask=batch["mask"],
                 generator=gen,
-                **turn_terms,
+                **task.loss_terms,
             )
             total += float(out["mse"]) * len(batch["mask"])
             turn += float(out["turn"]) * len(batch["mask"])
             count += len(batch["mask"])
         stats = accelerator.reduce(torch.tensor([total, turn, count], dtype=torch.float64), reduction="sum")
-        value = float(stats[0] / max(1.0, float(stats[2])))
         # val_loss stays the plain MSE so runs with and without the turn term compare on one scale.
-        values = {"val_loss": value}
-        if turn_terms:
+        values = {"val_loss": float(stats[0] / max(1.0, float(stats[2])))}
+        if task.loss_terms:
             values["val_turn"] = float(stats[1] / max(1.0, float(stats[2])))
         log(step, values)
-        return value
+        return values["val_loss"]
 
-    target_key, class_key = ("position", "style") if args.task == "position" else ("x0", "player")
-    turn_terms = {}
-    if args.turn_loss_weight:
-        turn_terms = {"turn_weight": args.turn_loss_weight, "turn_min_leg": TURN_MIN_LEG_PX / POSITION_SCALE}
-
-    def model_kwargs(batch: dict, drop_labels: bool) -> dict:
-        if args.task == "position":
-            kwargs = {
-                "time_ms": batch["time_ms"],
-                "distance": batch["distance"],
-                "kind": batch["kind"],
-                "style": batch["style"],
-            }
-            if args.style_features == "window":
-                kwargs["style_features"] = batch["style_features"]
-        else:
-            kwargs = {"features": batch["features"], "time_ms": batch["time_ms"], "player": batch["player"]}
-        if not drop_labels:
-            kwargs["force_drop_ids"] = torch.zeros_like(batch[class_key], dtype=torch.bool)
-        return kwargs
+    def lr_at(step: int) -> float:
+        return learning_rate(step, args.lr, args.warmup_steps, args.max_steps)
 
     model.train()
     running, seen, t0 = 0.0, 0, time.perf_counter()
@@ -424,37 +241,19 @@ def main(args: argparse.Namespace) -> None:
         # Noise, timesteps and label dropout are drawn from (seed, step, rank) so a resumed run repeats them.
         torch.manual_seed(args.seed * 1_000_003 + step * 997 + rank)
         gen = torch.Generator().manual_seed(args.seed * 7_919 + step * 31 + rank)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, args)
-        with accelerator.autocast():
-            out = diffusion.training_losses(
-                model,
-                batch[target_key],
-                model_kwargs=model_kwargs(batch, True),
-                mask=batch["mask"],
-                generator=gen,
-                **turn_terms,
-            )
-        optimizer.zero_grad(set_to_none=True)
-        accelerator.backward(out["loss"])
-        if args.grad_clip > 0:
-            accelerator.clip_grad_norm_(model.parameters(), args.grad_clip)
-        optimizer.step()
+        out = train_step(task, model, ema, optimizer, accelerator, batch, lr=lr_at(step), grad_clip=args.grad_clip,
+                         ema_decay=ema_decay_at(step + 1, args.ema_decay), generator=gen)  # fmt: skip
         step += 1
-        decay = min(args.ema_decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for p_ema, p in zip(ema.parameters(), accelerator.unwrap_model(model).parameters(), strict=True):
-                p_ema.lerp_(p.detach().float(), 1 - decay)
-        running += out["loss"].detach().item()
+        running += out["loss"].item()
         seen += int(batch["mask"].sum())
         bar.update(1)
         if step % args.log_every == 0 or step == args.max_steps:
             elapsed = time.perf_counter() - t0
             loss = running / (args.log_every if step % args.log_every == 0 else step % args.log_every or 1)
             rate = seen * world / elapsed
-            log(step, {"train_loss": loss, "lr": learning_rate(step - 1, args), "datapoints_per_s": rate})
+            log(step, {"train_loss": loss, "lr": lr_at(step - 1), "datapoints_per_s": rate})
             if is_main:
-                bar.write(f"step {step} loss {loss:.4f} lr {learning_rate(step - 1, args):.2e} {rate:.0f} datapoints/s")
+                bar.write(f"step {step} loss {loss:.4f} lr {lr_at(step - 1):.2e} {rate:.0f} datapoints/s")
             running, seen, t0 = 0.0, 0, time.perf_counter()
         if step % args.val_every == 0 or step == args.max_steps:
             val = validate(step)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from data.atomic import write_bytes_atomic, write_text_atomic
 from data.beatmap.codec import encode
-from data.beatmap.osu_file import parse_beatmap
+from data.beatmap.osu_reader import parse_beatmap
 from data.beatmap.sources import ARCHIVE_SEPARATOR, MapSource, find_maps
 from data.beatmap.stars import star_rating
 from data.cache import (

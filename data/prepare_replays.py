@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from data.atomic import write_text_atomic
-from data.beatmap.osu_file import read_beatmap
+from data.beatmap.osu_reader import read_beatmap
 from data.cache import PLAYERS_FILE, REPLAY_COLUMNS, REPLAYS_FILE, csv_text, replay_array, save_replay_array
 from data.errors import BadInputError
 from data.replay.gameplay import judge

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from data.beatmap.inputs import read_beatmap_input
-from data.beatmap.osu_file import read_beatmap
+from data.beatmap.osu_reader import read_beatmap
 from data.errors import BadInputError
 from data.replay.mods import mods_to_string, parse_mods
 from pipeline.outputs import check_outputs, default_output, write_companions, write_remap

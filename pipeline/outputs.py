@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from data.atomic import write_text_atomic
-from data.beatmap.osu_file import Beatmap, read_beatmap
+from data.beatmap.osu_file import Beatmap
+from data.beatmap.osu_reader import read_beatmap
 from data.beatmap.osz import export_osz, osu_member_name, safe_filename
 from data.errors import BadInputError
 from data.render.animation import render_animation

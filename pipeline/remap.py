@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from data.beatmap.codec import decode, encode
-from data.beatmap.osu_file import Beatmap, read_beatmap
+from data.beatmap.osu_file import Beatmap
+from data.beatmap.osu_reader import read_beatmap
 from data.errors import BadInputError
 from data.position_io import POSITION_SCALE, denormalize_positions, full_map_sample, playfield_bounds
 from data.style_features import JUMP_ANGLE_BINS, JUMP_PX, playable_style_features

@@ -133,26 +133,30 @@ def run_train(args: argparse.Namespace) -> dict:
 
 
 def _time_train(args: argparse.Namespace, cache: Path) -> dict:
+    """Times pipeline.training.train_step, the step train.py runs, on the position task's own windows."""
     import copy
 
     import numpy as np
     import torch
+    from accelerate import Accelerator
 
-    from data.style_features import STYLE_FEATURE_DIM
-    from data.windows import WindowDataset, load_cache
-    from dit import diffusion
-    from dit.models import PositionDiT, preset_config
-    from train import make_optimizer, resolve_precision
+    from dit.models import PositionDiT
+    from pipeline.tasks import PositionTask
+    from pipeline.training import collate, make_optimizer, resolve_precision, train_step
 
     precision = resolve_precision(args.mixed_precision)  # the same choice train.py makes on this machine
-    table, styles, arrays = load_cache(cache)
-    dataset = WindowDataset((table, styles, arrays), split="train", seq_len=args.seq_len, augment=True, seed=0)
+    accelerator = Accelerator(cpu=True, mixed_precision=precision)
+    options = argparse.Namespace(data_path=[cache], seq_len=args.seq_len, seed=0, model=args.model,
+                                 style_features="window", turn_loss_weight=0.0)  # fmt: skip
+    task = PositionTask(options)
+    _, dataset, _ = task.datasets(accelerator)
     if len(dataset) == 0:
         raise SystemExit(f"{cache}: no training windows")
     torch.manual_seed(0)
-    model = PositionDiT(preset_config(args.model, num_classes=len(styles), class_feature_dim=STYLE_FEATURE_DIM))
+    model = PositionDiT(task.new_config())
+    task.init_model(model)
     ema = copy.deepcopy(model).requires_grad_(False)
-    optimizer = make_optimizer(model, lr=1e-4)
+    model, optimizer = accelerator.prepare(model, make_optimizer(model, lr=1e-4))
     model.train()
     generator = torch.Generator().manual_seed(0)
     # The reference trains on full windows only (it skips maps shorter than one), so full windows are what is
@@ -167,19 +171,9 @@ def _time_train(args: argparse.Namespace, cache: Path) -> dict:
     ]
 
     def step(indices: list[int]) -> int:
-        items = [dataset[i] for i in indices]
-        batch = {key: torch.stack([item[key] for item in items]) for key in items[0]}
-        kwargs = {k: batch[k] for k in ("time_ms", "distance", "kind", "style", "style_features")}
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            out = diffusion.training_losses(model, batch["position"], model_kwargs=kwargs, mask=batch["mask"],
-                                            generator=generator)  # fmt: skip
-        optimizer.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        with torch.no_grad():
-            for p_ema, p in zip(ema.parameters(), model.parameters(), strict=True):
-                p_ema.lerp_(p.detach(), 1e-3)
+        batch = collate([dataset[i] for i in indices])
+        train_step(task, model, ema, optimizer, accelerator, batch, lr=1e-4, grad_clip=1.0, ema_decay=0.999,
+                   generator=generator)  # fmt: skip
         return int(batch["mask"].sum())
 
     for indices in batches[: args.warmup]:

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 
 from data.beatmap.curves import end_point
-from data.beatmap.osu_file import parse_beatmap
+from data.beatmap.osu_reader import parse_beatmap
 from testing import metrics
 from testing.metrics import MapObject
 

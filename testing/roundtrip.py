@@ -28,7 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.atomic import write_bytes_atomic  # noqa: E402
 from data.beatmap.codec import decode_bytes, encode  # noqa: E402
-from data.beatmap.osu_file import parse_beatmap, read_beatmap  # noqa: E402
+from data.beatmap.osu_reader import (
+    parse_beatmap,
+    read_beatmap,  # noqa: E402
+)
 from data.errors import BadInputError  # noqa: E402
 
 HEAD_TOLERANCE_PX = 1.0

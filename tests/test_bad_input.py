@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from data.beatmap.inputs import read_beatmap_input
-from data.beatmap.osu_file import read_beatmap
+from data.beatmap.osu_reader import read_beatmap
 from tests import bad_inputs
 from tests.conftest import FIXTURES, ROOT
 from tests.tiny_checkpoints import TINY_MODEL_ARGS

@@ -21,7 +21,7 @@ from data.beatmap.curves import (
     segments_of,
 )
 from data.beatmap.datapoints import ANCHOR_TYPES, SLIDER_END_TYPES, DatapointType, distances
-from data.beatmap.osu_file import parse_beatmap, read_beatmap
+from data.beatmap.osu_reader import parse_beatmap, read_beatmap
 from testing.roundtrip import _slider_objects
 
 AKA_NO_HA = "506908 Nakamura Meiko - Aka no Ha/Nakamura Meiko - Aka no Ha (Lily Bread) [Extra].osu"

@@ -7,7 +7,7 @@ import torch
 
 from data.beatmap.codec import encode
 from data.beatmap.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
-from data.beatmap.osu_file import read_beatmap
+from data.beatmap.osu_reader import read_beatmap
 from data.position_io import POSITION_SCALE, normalize_positions
 from data.style_features import JUMP_ANGLE_BINS, JUMP_PX, playable_style_features, style_features
 from dit.constraints import AimPath, histogram_quantiles, match_spacing, match_turns

@@ -161,7 +161,7 @@ def test_stale_styles_file_is_rebuilt_from_the_table(cache: Path, tmp_path: Path
 def test_far_off_anchors_are_clipped_into_the_model_range(fixtures, tmp_path):
     # Legal troll maps put anchors millions of px off-screen; they must not reach the loss at that scale.
     from data.beatmap.codec import encode
-    from data.beatmap.osu_file import read_beatmap
+    from data.beatmap.osu_reader import read_beatmap
     from data.position_io import full_map_sample
     from tests.bad_inputs import OSU_QUIRKS
 

@@ -172,13 +172,13 @@ def test_unknown_style_is_one_line_and_exit_2(tmp_path, fixture_maps, tiny_ckpt,
 
 @pytest.fixture(scope="module")
 def replay_table():
-    from testing import replay_eval
+    from testing import replay_judge
     from tests.conftest import FIXTURES
 
-    maps = replay_eval.maps_by_md5([FIXTURES / "songs"])
-    pairs = replay_eval.pair_replays([FIXTURES / "replays"], maps)
+    maps = replay_judge.maps_by_md5([FIXTURES / "songs"])
+    pairs = replay_judge.pair_replays([FIXTURES / "replays"], maps)
     assert len(pairs) == 4 and sum(osu is not None for _, osu in pairs) == 3
-    return replay_eval.evaluate_replays(pairs, "human")
+    return replay_judge.evaluate_replays(pairs, "human")
 
 
 def test_replay_eval_reproduces_header_counts_and_reads_circleguard(replay_table):
@@ -203,10 +203,10 @@ def test_replay_eval_reproduces_header_counts_and_reads_circleguard(replay_table
 
 def test_key_presses_are_rising_edges(fixtures):
     from data.replay.osr import KEY1_BITS, KEY2_BITS, read_replay
-    from testing import replay_eval
+    from testing import replay_judge
 
     record = read_replay(sorted((fixtures / "replays").glob("*.osr"))[0])
-    presses, holds = replay_eval.key_presses(record.frames, record.rate)
+    presses, holds = replay_judge.key_presses(record.frames, record.rate)
     expected = 0
     for bits in (KEY1_BITS, KEY2_BITS):
         down = [(k & bits) != 0 for k in record.frames.keys.tolist()]
@@ -217,29 +217,29 @@ def test_key_presses_are_rising_edges(fixtures):
 def test_style_distance_is_zero_on_itself(replay_table):
     dists = replay_table.attrs["distributions"]
     paths = [p for p in replay_table["replay"] if len(dists[p]["hit_errors"])]
-    from testing import replay_eval
+    from testing import replay_judge
 
-    assert replay_eval.style_distance(dists[paths[0]], dists[paths[0]]) == 0
-    assert replay_eval.style_distance(dists[paths[0]], dists[paths[1]]) > 0
+    assert replay_judge.style_distance(dists[paths[0]], dists[paths[0]]) == 0
+    assert replay_judge.style_distance(dists[paths[0]], dists[paths[1]]) > 0
 
 
 def test_auto_replay_is_perfect_and_fails_the_human_band(tmp_path, fixture_maps):
     import osrparse
 
-    from testing import replay_eval
+    from testing import replay_judge
 
     osu = _map(fixture_maps, ROCKET)
-    osr = replay_eval.write_auto_replay(osu, tmp_path / "auto.osr")
+    osr = replay_judge.write_auto_replay(osu, tmp_path / "auto.osr")
     raw = osrparse.Replay.from_path(osr)
     assert raw.count_miss == 0 and raw.count_100 == 0 and raw.count_300 == 203
-    row = replay_eval.evaluate_replays([(osr, osu)], "auto").iloc[0]
+    row = replay_judge.evaluate_replays([(osr, osu)], "auto").iloc[0]
     assert row["judge_matches_header"] and row["accuracy"] == 1.0
-    assert row["unstable_rate"] < replay_eval.BAND["unstable_rate"][0]  # perfect timing is not human
+    assert row["unstable_rate"] < replay_judge.BAND["unstable_rate"][0]  # perfect timing is not human
     assert not row["in_band"]
 
 
 def test_a_utf16_map_is_read_by_every_reader(fixture_maps):
-    from data.beatmap.osu_file import parse_beatmap
+    from data.beatmap.osu_reader import parse_beatmap
 
     text = _map(fixture_maps, RED_GOOSE).read_text(encoding="utf-8-sig")
     data = b"\xff\xfe" + text.encode("utf-16-le")
@@ -250,7 +250,7 @@ def test_a_utf16_map_is_read_by_every_reader(fixture_maps):
 
 
 def test_style_report_compares_a_sample_with_its_player_and_the_others(replay_table):
-    from testing import replay_eval
+    from testing import replay_eval, replay_judge
 
     paired = replay_table[replay_table["map"] != ""]
     paired.attrs = replay_table.attrs
@@ -260,5 +260,5 @@ def test_style_report_compares_a_sample_with_its_player_and_the_others(replay_ta
     assert report["samples"] == 1
     row = report["rows"][0]
     dists = replay_table.attrs["distributions"]
-    expected_own = replay_eval.style_distance(dists[sample.iloc[0]["replay"]], dists[paired.iloc[1]["replay"]])
+    expected_own = replay_judge.style_distance(dists[sample.iloc[0]["replay"]], dists[paired.iloc[1]["replay"]])
     assert row["own"] == pytest.approx(expected_own) and row["others"] > 0

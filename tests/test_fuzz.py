@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from data.beatmap.codec import decode_bytes, encode
-from data.beatmap.osu_file import parse_beatmap
+from data.beatmap.osu_reader import parse_beatmap
 from data.errors import BadInputError
 from data.replay.osr import parse_replay
 from tests.conftest import FIXTURES

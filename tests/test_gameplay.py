@@ -10,7 +10,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from data.beatmap.osu_file import read_beatmap
+from data.beatmap.osu_reader import read_beatmap
 from data.replay.gameplay import judge, stack_heights, stacked_positions
 from data.replay.mods import apply_mods, hit_windows_ms
 from data.replay.osr import ReplayFrames, read_replay, to_grid

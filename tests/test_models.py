@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from data.beatmap.codec import encode
 from data.beatmap.datapoints import Datapoints
-from data.beatmap.osu_file import read_beatmap
+from data.beatmap.osu_reader import read_beatmap
 from dit.attention import local_attention, rotate_by_index
 from dit.models import DIT_PRESETS, NULL_CLASS, DiTConfig, PositionDiT, preset_config
 from pipeline.remap import map_tensors

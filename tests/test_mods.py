@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from data.beatmap.curves import hit_object_path
-from data.beatmap.osu_file import read_beatmap
+from data.beatmap.osu_reader import read_beatmap
 from data.errors import BadInputError
 from data.replay.mods import (
     DT,

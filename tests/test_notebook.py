@@ -14,7 +14,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from data.beatmap.osu_file import parse_beatmap, read_beatmap
+from data.beatmap.osu_reader import parse_beatmap, read_beatmap
 from data.replay.osr import read_replay
 from tests.tiny_checkpoints import tiny_position_checkpoint
 

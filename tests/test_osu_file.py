@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from data.beatmap.codec import decode_bytes, encode
-from data.beatmap.osu_file import parse_beatmap, read_beatmap
+from data.beatmap.osu_reader import parse_beatmap, read_beatmap
 from data.errors import BadInputError
 from tests import bad_inputs
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from data.beatmap.inputs import read_beatmap_input
-from data.beatmap.osu_file import parse_beatmap, read_beatmap
+from data.beatmap.osu_reader import parse_beatmap, read_beatmap
 from data.beatmap.osz import (
     audio_filename,
     background_filename,

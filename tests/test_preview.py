@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from data.beatmap.codec import decode, encode
-from data.beatmap.osu_file import parse_beatmap, read_beatmap
+from data.beatmap.osu_reader import parse_beatmap, read_beatmap
 from data.render.animation import DEFAULT_DURATION_MS, FPS, render_animation
 from data.render.preview import FIGURE_PX, Cursor, render_preview, scene_of
 from data.replay.osr import read_replay

@@ -9,7 +9,7 @@ import numpy as np
 import osrparse
 import pytest
 
-from data.beatmap.osu_file import read_beatmap
+from data.beatmap.osu_reader import read_beatmap
 from data.cache import load_replay_array, load_replay_cache
 from data.errors import BadInputError
 from data.position_io import POSITION_CENTER, POSITION_SCALE

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import train
-from data.beatmap.osu_file import read_beatmap
+from data.beatmap.osu_reader import read_beatmap
 from data.cache import load_replay_array, load_replay_cache
 from data.replay.gameplay import stacked_positions
 from data.replay.mods import apply_mods
@@ -22,6 +22,7 @@ from data.replay_windows import ReplayWindowDataset
 from dit import diffusion
 from dit.checkpoint import load_checkpoint
 from dit.replay_model import ReplayDiT, ReplayDiTConfig
+from pipeline.training import collate
 
 TINY = ReplayDiTConfig(depth=2, hidden_size=32, num_heads=2, num_features=NUM_MODEL_FEATURES, patch_ticks=4)
 
@@ -114,7 +115,7 @@ def test_tiny_replay_dit_forward_backward_on_a_real_window(replay_cache):
     dataset = ReplayWindowDataset(replay_cache, "all", seq_len=70, augment=True)  # 70: not a multiple of the patch
     players = dataset.num_classes
     model = ReplayDiT(ReplayDiTConfig(**{**TINY.to_dict(), "num_classes": players}))
-    batch = train.collate([dataset[i] for i in (0, len(dataset) - 1)])
+    batch = collate([dataset[i] for i in (0, len(dataset) - 1)])
     kwargs = {"features": batch["features"], "time_ms": batch["time_ms"], "player": batch["player"]}
     out = diffusion.training_losses(
         model, batch["x0"], kwargs, batch["mask"], generator=torch.Generator().manual_seed(0)

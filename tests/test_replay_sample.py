@@ -9,8 +9,7 @@ import pytest
 import torch
 
 import sample
-import train
-from data.beatmap.osu_file import read_beatmap
+from data.beatmap.osu_reader import read_beatmap
 from data.replay.gameplay import judge, stacked_positions
 from data.replay.mods import HR, apply_mods
 from data.replay.osr import read_replay
@@ -19,6 +18,7 @@ from data.tables import PlayerTable, StyleTable
 from dit.checkpoint import model_config_dict, save_checkpoint
 from dit.models import DiTConfig, PositionDiT
 from dit.replay_model import ReplayDiT, ReplayDiTConfig
+from pipeline.tasks import ReplayTask
 
 PLAYERS = PlayerTable(("abraker", "WhiteCat"))
 FAST = ["--num-sampling-steps", "2", "--no-progress"]
@@ -37,8 +37,9 @@ def checkpoints(tmp_path_factory):
     torch.manual_seed(0)
     config = ReplayDiTConfig(depth=1, hidden_size=32, num_heads=2, num_classes=PLAYERS.num_classes,
                              num_features=NUM_MODEL_FEATURES)  # fmt: skip
-    args = argparse.Namespace(seq_len=64)
-    _save(out / "replay.pt", ReplayDiT(config), "ReplayDiT", config, train.replay_extra(PLAYERS, args, "v", {}))
+    task = ReplayTask(argparse.Namespace(seq_len=64))
+    task.players = PLAYERS
+    _save(out / "replay.pt", ReplayDiT(config), "ReplayDiT", config, task.checkpoint_extra({}))
     position = DiTConfig(depth=1, hidden_size=32, num_heads=2, num_classes=1)
     extra = {"styles": StyleTable([], []).to_dict(), "prediction": "v"}
     _save(out / "position.pt", PositionDiT(position), "PositionDiT", position, extra)

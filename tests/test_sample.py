@@ -6,7 +6,7 @@ import pytest
 import sample
 from data.beatmap.codec import encode
 from data.beatmap.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
-from data.beatmap.osu_file import parse_beatmap, read_beatmap
+from data.beatmap.osu_reader import parse_beatmap, read_beatmap
 from pipeline import remap as pipeline_remap
 from tests.tiny_checkpoints import tiny_position_checkpoint
 

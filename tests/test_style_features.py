@@ -4,7 +4,7 @@ import numpy as np
 
 from data.beatmap.codec import encode
 from data.beatmap.datapoints import Datapoints
-from data.beatmap.osu_file import read_beatmap
+from data.beatmap.osu_reader import read_beatmap
 from data.style_features import (
     JUMP_ANGLE_BINS,
     STREAM_ANGLE_BINS,

@@ -24,7 +24,7 @@ def test_shipped_checkpoint_turns_more_in_the_jumpy_style(tmp_path, fixture_maps
 
 def test_no_style_asked_for_means_the_source_own_style(tmp_path, fixture_maps):
     import sample
-    from data.beatmap.osu_file import read_beatmap
+    from data.beatmap.osu_reader import read_beatmap
 
     source = next(p for p in fixture_maps if "Aka no Ha" in p.name)
     common = ["--beatmap", str(source), "--no-progress", "--seed", "3"]

@@ -30,7 +30,6 @@ of points stay the source's (decode gets positions, and the anchor types come fr
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import math
 from dataclasses import dataclass, replace
@@ -46,7 +45,8 @@ from data.beatmap.datapoints import (
     distances,
     slider_end_type,
 )
-from data.beatmap.osu_file import SV_MAX, SV_MIN, Beatmap, HitObject, TimingPoint, ends_on_repeated_point
+from data.beatmap.osu_file import SV_MAX, SV_MIN, Beatmap, HitObject, ends_on_repeated_point
+from data.beatmap.timing import replace_line, retime_sliders, tickless
 
 ROLE_START = -1  # circle, spinner start or slider head
 ROLE_END = -2  # spinner end or slider end; 0.. is the index of a slider's anchor run
@@ -228,8 +228,8 @@ def decode(beatmap: Beatmap, positions: np.ndarray) -> str:
     lines = beatmap.text.split("\n")
     object_numbers = beatmap.section_line_numbers["HitObjects"]
     for section_index, text in changed.items():
-        _replace_line(lines, object_numbers[section_index], text)
-    _retime_sliders(beatmap, new_lengths, lines)
+        replace_line(lines, object_numbers[section_index], text)
+    retime_sliders(beatmap, new_lengths, lines)
     return "\n".join(lines)
 
 
@@ -247,11 +247,6 @@ def encode_text(beatmap: Beatmap, text: str) -> bytes:
     if beatmap.encoding == "latin-1":
         return text.encode("latin-1", errors="replace")
     return text.encode("utf-8")
-
-
-def _replace_line(lines: list[str], number: int, text: str) -> None:
-    ending = "\r" if lines[number].endswith("\r") else ""
-    lines[number] = text + ending
 
 
 def _place(p: np.ndarray, source: tuple[float, float], margin_px: float) -> tuple[float, float]:
@@ -308,7 +303,7 @@ def _decode_slider(
         return None
     elif (
         beatmap.format_version < FIXED_TICK_SPACING_BEFORE_VERSION  # ticks spaced by px: a new length changes them
-        or _tickless(beatmap, h.time_ms)  # a NaN green line turns ticks off; a new green line would turn them on
+        or tickless(beatmap, h.time_ms)  # a NaN green line turns ticks off; a new green line would turn them on
         or h.time_ms < beatmap.timing_point_at(h.time_ms).time_ms  # before the first red line: no BPM to scale
     ):
         length_px = h.length_px
@@ -388,17 +383,6 @@ def _bezier_if_arc_leaves_playfield(h: HitObject, points: np.ndarray) -> HitObje
     return replace(h, curve_type="B" if h.curve_type == "P" else h.curve_type, segment_types=bezier_types)
 
 
-def _tickless(beatmap: Beatmap, time_ms: float) -> bool:
-    """True when the green line in effect at `time_ms` has a NaN beat length."""
-    points = beatmap.timing_points
-    end = bisect.bisect_right([p.time_ms for p in points], time_ms)
-    if end == 0:
-        return False
-    group = [p for p in points[:end] if p.time_ms == points[end - 1].time_ms]
-    greens = [p for p in group if not p.uninherited]
-    return bool(greens) and math.isnan(greens[-1].beat_length)
-
-
 def _curve_text(h: HitObject, points: list[tuple[float, float]], source_text: str) -> str:
     letters = dict(h.segment_types)
     source_tokens = [t for t in source_text.split("|") if t.strip() and not t.strip()[0].isalpha()]
@@ -416,99 +400,3 @@ def _curve_text(h: HitObject, points: list[tuple[float, float]], source_text: st
 def _length_text(length_px: float) -> str:
     text = f"{length_px:.{LENGTH_DECIMALS}f}".rstrip("0").rstrip(".")
     return text or "0"
-
-
-# ---- timing points ----------------------------------------------------------------------------------------
-def _retime_sliders(beatmap: Beatmap, new_lengths: dict[int, float], lines: list[str]) -> None:
-    """Add or adjust green lines so every slider keeps its span duration (so its end, ticks and repeats)."""
-    if not new_lengths:
-        return
-    points = [_MutablePoint(p, p.beat_length) for p in beatmap.timing_points]  # time-sorted, stable
-    times = [q.point.time_ms for q in points]
-    done_times = set()
-    for index, h in enumerate(beatmap.hit_objects):
-        if h.kind != "slider" or h.time_ms in done_times:
-            continue  # the first slider at a time sets the SV; decode scaled the others' lengths alike
-        done_times.add(h.time_ms)
-        source_sv = beatmap.slider_velocity_at(h.time_ms)
-        wanted = source_sv * new_lengths[index] / h.length_px if index in new_lengths else source_sv
-        end = bisect.bisect_right(times, h.time_ms)
-        group = points[bisect.bisect_left(times, times[end - 1]) : end] if end else []
-        if abs(_group_sv(group) - wanted) <= 1e-12 * wanted:
-            continue
-        at_time = [q for q in group if q.point.time_ms == h.time_ms and not q.point.uninherited]
-        if at_time:
-            at_time[-1].beat_length = -100.0 / wanted
-            continue
-        base = points[max(end - 1, 0)].point
-        green = TimingPoint(
-            time_ms=float(h.time_ms),
-            beat_length=-100.0 / wanted,
-            meter=base.meter,
-            sample_set=base.sample_set,
-            sample_index=base.sample_index,
-            volume=base.volume,
-            uninherited=False,
-            effects=base.effects & KIAI,  # omit-first-barline belongs to red lines
-            line_index=-1,
-        )
-        # it goes in the file after the line of the point before it
-        green.line_index = points[end - 1].point.line_index if end else -1
-        points.insert(end, _MutablePoint(green, green.beat_length, inserted=True))
-        times.insert(end, green.time_ms)
-    _write_timing(beatmap, points, lines)
-
-
-KIAI = 1
-
-
-@dataclass
-class _MutablePoint:
-    point: TimingPoint
-    beat_length: float
-    inserted: bool = False
-
-
-def _group_sv(group: list[_MutablePoint]) -> float:
-    """SV set by the points at one time (the last green one wins), 1 before any point."""
-    greens = [q for q in group if not q.point.uninherited]
-    if not greens:
-        return 1.0
-    return TimingPoint(0.0, greens[-1].beat_length, 4, 0, 0, 100, False, 0).slider_velocity
-
-
-def _write_timing(beatmap: Beatmap, points: list[_MutablePoint], lines: list[str]) -> None:
-    numbers = beatmap.section_line_numbers["TimingPoints"]
-    section = beatmap.sections["TimingPoints"]
-    after: dict[int, list[str]] = {}
-    for q in points:
-        p = q.point
-        if not q.inserted:
-            if q.beat_length != p.beat_length:
-                fields = section[p.line_index].strip().split(",")
-                fields[1] = repr(q.beat_length)
-                _replace_line(lines, numbers[p.line_index], ",".join(fields))
-            continue
-        text = ",".join(
-            [
-                _time_text(p.time_ms),
-                repr(q.beat_length),
-                str(p.meter),
-                str(p.sample_set),
-                str(p.sample_index),
-                str(p.volume),
-                "0",
-                str(p.effects),
-            ]
-        )
-        after.setdefault(p.line_index, []).append(text)
-    # insert from the bottom up so earlier line numbers stay valid
-    for section_index in sorted(after, reverse=True):
-        texts = after[section_index]
-        number = numbers[section_index] if section_index >= 0 else numbers[0] - 1
-        ending = "\r" if lines[max(number, 0)].endswith("\r") else ""
-        lines[number + 1 : number + 1] = [t + ending for t in texts]
-
-
-def _time_text(time_ms: float) -> str:
-    return str(int(time_ms)) if float(time_ms).is_integer() else repr(time_ms)

@@ -6,7 +6,8 @@ import os
 import zipfile
 from pathlib import Path
 
-from data.beatmap.osu_file import Beatmap, parse_beatmap, read_beatmap
+from data.beatmap.osu_file import Beatmap
+from data.beatmap.osu_reader import parse_beatmap, read_beatmap
 from data.errors import BadInputError
 
 

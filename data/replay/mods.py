@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from data.beatmap.curves import hit_object_path
 from data.beatmap.datapoints import PLAYFIELD_HEIGHT
 from data.errors import BadInputError
 
@@ -276,8 +277,6 @@ def _tick_interval_ms(beatmap, h) -> float:
 
 def _slider_polyline(h) -> np.ndarray:
     """The slider's path as a float64 polyline [M, 2], head first, cut to its length."""
-    from data.beatmap.curves import hit_object_path  # imported here: curves reads the same Beatmap types
-
     path = np.array(hit_object_path(h), np.float64)
     return path if len(path) else np.array([(h.x, h.y)], np.float64)
 
