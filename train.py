@@ -25,7 +25,6 @@ from accelerate.utils import set_seed
 from tqdm import tqdm
 
 from data.errors import BadInputError, refusal_exit
-from dit import diffusion
 from dit.checkpoint import MODEL_REGISTRY, load_checkpoint, model_config_dict, save_checkpoint
 from dit.models import DIT_PRESETS
 from pipeline.tasks import TASKS, PositionTask, ReplayTask
@@ -208,14 +207,7 @@ def main(args: argparse.Namespace) -> None:
         for i in range(0, len(indices), local_batch):
             batch = collate([val_set[j] for j in indices[i : i + local_batch]])
             gen = torch.Generator().manual_seed(10_007 + i * world + rank)  # same noise at every validation
-            out = diffusion.training_losses(
-                ema,
-                batch[task.target_key],
-                model_kwargs=task.model_kwargs(batch, drop_labels=False),
-                mask=batch["mask"],
-                generator=gen,
-                **task.loss_terms,
-            )
+            out = task.losses(ema, batch, drop_labels=False, generator=gen)
             total += float(out["mse"]) * len(batch["mask"])
             turn += float(out["turn"]) * len(batch["mask"])
             count += len(batch["mask"])

@@ -23,7 +23,35 @@ from dit.models import preset_config
 from dit.replay_model import replay_config
 
 
-class PositionTask:
+class Task:
+    """What both tasks share: the loss of a batch, and the network's inputs with or without label dropout."""
+
+    target_key: str
+    class_key: str
+    loss_terms: dict = {}
+
+    def _inputs(self, batch: dict) -> dict:
+        raise NotImplementedError
+
+    def model_kwargs(self, batch: dict, drop_labels: bool) -> dict:
+        """The network's inputs; without `drop_labels` no row's class is dropped (validation)."""
+        kwargs = self._inputs(batch)
+        if not drop_labels:
+            kwargs["force_drop_ids"] = torch.zeros_like(batch[self.class_key], dtype=torch.bool)
+        return kwargs
+
+    def losses(self, model, batch: dict, drop_labels: bool, generator: torch.Generator) -> dict:
+        return diffusion.training_losses(
+            model,
+            batch[self.target_key],
+            model_kwargs=self.model_kwargs(batch, drop_labels),
+            mask=batch["mask"],
+            generator=generator,
+            **self.loss_terms,
+        )
+
+
+class PositionTask(Task):
     """Remap beatmaps: windows of datapoints from a map cache, conditioned on a style class and descriptor."""
 
     name = "position"
@@ -83,12 +111,10 @@ class PositionTask:
             features = class_feature_table(self.table, self.arrays, self.num_classes)
             model.style_embedder.class_features.copy_(torch.from_numpy(features))
 
-    def model_kwargs(self, batch: dict, drop_labels: bool) -> dict:
+    def _inputs(self, batch: dict) -> dict:
         kwargs = {k: batch[k] for k in ("time_ms", "distance", "kind", "style")}
         if self.args.style_features == "window":
             kwargs["style_features"] = batch["style_features"]
-        if not drop_labels:
-            kwargs["force_drop_ids"] = torch.zeros_like(batch[self.class_key], dtype=torch.bool)
         return kwargs
 
     def checkpoint_extra(self, run_config: dict) -> dict:
@@ -105,14 +131,13 @@ class PositionTask:
         }
 
 
-class ReplayTask:
+class ReplayTask(Task):
     """Play maps: windows of paired human replays from a replay cache, conditioned on a player class."""
 
     name = "replay"
     model_name = "ReplayDiT"
     default_seq_len = 512
     target_key, class_key = "x0", "player"
-    loss_terms: dict = {}
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
@@ -150,11 +175,8 @@ class ReplayTask:
     def init_model(self, model) -> None:
         pass
 
-    def model_kwargs(self, batch: dict, drop_labels: bool) -> dict:
-        kwargs = {"features": batch["features"], "time_ms": batch["time_ms"], "player": batch["player"]}
-        if not drop_labels:
-            kwargs["force_drop_ids"] = torch.zeros_like(batch[self.class_key], dtype=torch.bool)
-        return kwargs
+    def _inputs(self, batch: dict) -> dict:
+        return {"features": batch["features"], "time_ms": batch["time_ms"], "player": batch["player"]}
 
     def checkpoint_extra(self, run_config: dict) -> dict:
         """What sampling needs beside the weights to play a map: players, prediction, the data layout."""

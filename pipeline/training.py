@@ -7,8 +7,6 @@ import math
 
 import torch
 
-from dit import diffusion
-
 
 def learning_rate(step: int, peak: float, warmup_steps: int, max_steps: int) -> float:
     """Linear warmup, then cosine decay to 10% of the peak at max_steps."""
@@ -61,14 +59,7 @@ def train_step(task, model, ema, optimizer, accelerator, batch: dict, *, lr: flo
     for group in optimizer.param_groups:
         group["lr"] = lr
     with accelerator.autocast():
-        out = diffusion.training_losses(
-            model,
-            batch[task.target_key],
-            model_kwargs=task.model_kwargs(batch, drop_labels=True),
-            mask=batch["mask"],
-            generator=generator,
-            **task.loss_terms,
-        )
+        out = task.losses(model, batch, drop_labels=True, generator=generator)
     optimizer.zero_grad(set_to_none=True)
     accelerator.backward(out["loss"])
     if grad_clip > 0:
