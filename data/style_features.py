@@ -15,7 +15,7 @@ import numpy as np
 
 from data.beatmap.datapoints import AIM_TYPES, PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Datapoints
 
-JUMP_PX = 40.0  # legs longer than this are jumps (as in testing/evaluate.py's turning-angle check)
+JUMP_PX = 40.0  # legs longer than this are jumps: stacks and streams say little of flow
 MIN_LEG_PX = 2.0  # shorter legs (stacks) have no direction
 JUMP_ANGLE_BINS = 8
 STREAM_ANGLE_BINS = 4
@@ -45,19 +45,24 @@ def playable_style_features(datapoints: Datapoints) -> np.ndarray:
     return span_features(np.clip(np.asarray(datapoints.position, np.float64), 0.0, limits), datapoints.kind)
 
 
+def leg_turns(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """At each interior point of a path [N, 2]: the turn in [0, pi] between the legs into and out of it (0 is
+    straight on, pi straight back), both legs' lengths, and the cross product whose sign says left or right."""
+    legs = np.diff(np.asarray(points, np.float64), axis=0)
+    lengths = np.linalg.norm(legs, axis=1)
+    a, b, la, lb = legs[:-1], legs[1:], lengths[:-1], lengths[1:]
+    cos = np.einsum("ij,ij->i", a, b) / np.maximum(la * lb, 1e-9)
+    return np.arccos(np.clip(cos, -1.0, 1.0)), la, lb, a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+
+
 def span_features(position_px: np.ndarray, kind: np.ndarray) -> np.ndarray:
     """The descriptor of any run of datapoints (a whole map, or one training window), positions in px."""
     points = np.asarray(position_px)[np.isin(kind, _AIM_KINDS)].astype(np.float64)
     features = np.zeros(STYLE_FEATURE_DIM, np.float32)
     if len(points) < 3:
         return features
-    legs = np.diff(points, axis=0)
-    lengths = np.linalg.norm(legs, axis=1)
-    a, b, la, lb = legs[:-1], legs[1:], lengths[:-1], lengths[1:]
+    angles, la, lb, cross = leg_turns(points)
     valid = (la > MIN_LEG_PX) & (lb > MIN_LEG_PX)
-    cos = np.einsum("ij,ij->i", a, b) / np.maximum(la * lb, 1e-9)
-    angles = np.arccos(np.clip(cos, -1.0, 1.0))  # 0 = straight on, pi = straight back
-    cross = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
     jumps = valid & (la > JUMP_PX) & (lb > JUMP_PX)
     streams = valid & (la <= JUMP_PX) & (lb <= JUMP_PX)
     i = 0

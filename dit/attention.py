@@ -42,10 +42,9 @@ def local_attention_mask(mask: Tensor, window: int, block: int) -> Tensor:
 def _attend(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor, dropout_p: float) -> Tensor:
     """Masked softmax attention; bf16 inputs on CPU take the unfused form.
 
-    At training shapes on CPU (DiT-S, 32 x 128 tokens, window 64) the fused kernel's bf16 backward is slow
-    (55 ms a layer forward and backward; fp32's 31 ms), while the unfused form runs its matmuls at bf16 speed
-    (18 ms). CPU softmax on bf16 computes in fp32 and rounds its output, as the fused kernels do inside;
-    what differs is the scores' bf16 rounding.
+    At training shapes on CPU the fused kernel's bf16 backward is slower than fp32's, while the unfused form runs
+    its matmuls at bf16 speed (docs/decisions.md). CPU softmax on bf16 computes in fp32 and rounds its output, as
+    the fused kernels do inside; what differs is the scores' bf16 rounding.
     """
     if q.device.type != "cpu" or q.dtype != torch.bfloat16:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout_p)

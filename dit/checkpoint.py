@@ -216,12 +216,7 @@ def _first_sentence(err: BaseException) -> str:
 
 def build_model_from_checkpoint(ckpt: dict, *, use_ema: bool = True) -> nn.Module:
     """Rebuild the stored model class from its config and load weights (EMA when present), fp32, eval mode."""
-    name = ckpt["config"]["model"]
-    if name not in MODEL_REGISTRY:
-        raise BadInputError(
-            None, f"checkpoint holds model {name!r}, which is not registered ({sorted(MODEL_REGISTRY)})"
-        )
-    model_class, config_class = MODEL_REGISTRY[name]
+    model_class, config_class = _registered(ckpt["config"]["model"], ckpt["config"].get("model_module"))
     model = model_class(config_class.from_dict(ckpt["config"]["model_config"]))
     state = ckpt["ema_state"] if use_ema and ckpt["ema_state"] is not None else ckpt["model_state"]
     if state is None:

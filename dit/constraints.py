@@ -102,12 +102,10 @@ def match_turns(
     than min_leg (x's units). Each pass sorts the turns and gives each the angle of the same rank in the
     histogram (the 1-D optimal transport), then rotates the next point about the turn's point by half the error
     and the previous point by the other half, times `rate`. One rotation keeps both legs' lengths, but a point
-    also turns about its other neighbour, so the moves summed stretch legs (a median 45% after 4 passes towards
-    a far histogram on a real map): two relaxation passes after each pull the aim path's legs back to their
-    lengths on entry (6%). Slider anchors follow their slider's head and end (a rotation and scale about the
-    head). `bounds` (low, high) [2]: a point whose move would take it outside stays put that pass (steering a
-    gimmick map with 300 px jumps to a flowing map's turns put 20% of its points on the playfield's edge, 7%
-    with this).
+    also turns about its other neighbour, so the moves summed stretch legs: two relaxation passes after each pull
+    the aim path's legs back to their lengths on entry. Slider anchors follow their slider's head and end (a
+    rotation and scale about the head). `bounds` (low, high) [2]: a point whose move would take it outside stays
+    put that pass, so steered maps do not pile onto the playfield's edge.
     """
     if len(path.hit) < 3 or float(histogram.sum()) <= 0:
         return x

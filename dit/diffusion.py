@@ -8,16 +8,8 @@ disable, generator, start)` where `model_fn(x, t, **extra_args)` returns the den
 `denoiser`). `x` is the sample at time `start`: N(0, I) at the default 1, or `q_sample(data, start, noise)` to
 rework existing data only as far as that noise level reaches (SDEdit, Meng et al. 2021, arXiv:2108.01073).
 
-Prediction target: v (Salimans & Ho 2022), chosen by measurement. DiT-T, 1000 steps of batch 16 x 128
-datapoints on the 851-map corpus (lr 5e-4, EMA 0.99), same seeds and data order for both, EMA weights,
-96 validation windows:
-                                       eps      v
-    val x0 MSE, clipped, mean t grid   0.111    0.082   (t = .05 .2 .4 .6 .8 .95; normalized units)
-    val x0 MSE, clipped, t = 0.95      0.286    0.136   (eps divides by alpha ~ 0.08 there)
-    DDIM-20: objects off the playfield 12.5%    8.6%
-    DDIM-20: x0 clipped to [-1, 1]     2.0%     0.8%
-    DDIM-20: |spacing - source| px     53.1     52.5    (source mean 109 px; both still undertrained)
-At low noise (t <= 0.6) the two are within 5%; eps loses where the signal is faint.
+Prediction target: v (Salimans & Ho 2022): at high noise it denoises far better than eps, which divides by a
+vanishing alpha (docs/decisions.md has the comparison).
 """
 
 from __future__ import annotations
@@ -126,9 +118,8 @@ def turn_loss(x0_hat: Tensor, x0: Tensor, t: Tensor, mask: Tensor, min_leg: floa
     whose two data legs are longer than min_leg, weighted by alpha_t^2 (the share of signal at t) and averaged.
 
     Why: the v loss scores each point alone, and a network trained on it alone blurs mappers' sharp and wide
-    turns toward right angles; this term scores the shape between neighbours. Off by default: trained with it
-    (weight 0.3) the model's validation MSE was lower but its held-out remaps turned worse (README, "Remapping
-    quality").
+    turns toward right angles; this term scores the shape between neighbours. Off by default: it lowered the
+    validation MSE but made held-out remaps worse (docs/decisions.md).
     """
     c0, s0, la, lb = _turns(x0.float())
     c1, s1, _, _ = _turns(x0_hat.float())

@@ -36,7 +36,7 @@ class DiTConfig:
     # from the descriptor alone, which is all a reference map unknown to the checkpoint (--style-from) has.
     label_only_dropout_prob: float = 0.1
     in_channels: int = 2
-    # Exact GELU runs ~3x faster than the tanh form on CPU (fwd + bwd); checkpoints written before this field
+    # Exact GELU is faster than the tanh form on CPU (docs/decisions.md); checkpoints written before this field
     # existed used "tanh" and keep it (LEGACY_FIELDS).
     gelu_approximate: str = "none"
     frequency_embedding_size: int = 256
@@ -364,13 +364,3 @@ class PositionDiT(nn.Module):
         """The fixed descriptor this model reads for a style class (None when it reads none)."""
         table = getattr(self.style_embedder, "class_features", None)
         return None if table is None else table[style]
-
-    def forward_with_cfg(self, x: Tensor, t: Tensor, *, cfg_scale: float, **kwargs) -> Tensor:
-        """Classifier-free guidance on the style; one forward pass when cfg_scale == 1."""
-        from dit.diffusion import guided  # the guidance rule lives with the objective
-
-        return guided(self, cfg_scale)(x, t, **kwargs)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

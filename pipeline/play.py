@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import dit.replay_model  # noqa: F401  (registers ReplayDiT with the checkpoint loader)
 from data.beatmap.osu_file import Beatmap
 from data.errors import BadInputError
 from data.replay.gameplay import judge

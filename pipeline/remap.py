@@ -63,25 +63,16 @@ def load_position_model(ckpt_path: str | Path = DEFAULT_CKPT):
 
 def resolve_style(styles: StyleTable, style_id: int | None = None, mapper: str | None = None) -> int:
     """Style class for a BeatmapID or mapper name (0, the null class, when neither is given)."""
-    if style_id is not None:
-        index = styles.beatmap_class(style_id)
-        if index is None:
-            raise BadInputError(
-                None,
-                f"--style-id {style_id} is not a beatmap this checkpoint knows "
-                "(python sample.py --list-styles shows them)",
-            )
-        return index
-    if mapper is not None:
-        index = styles.mapper_class(mapper)
-        if index is None:
-            raise BadInputError(
-                None,
-                f"--mapper {mapper!r} is not a mapper this checkpoint knows "
-                "(python sample.py --list-styles shows them)",
-            )
-        return index
-    return 0
+    if style_id is None and mapper is None:
+        return 0
+    by_id = style_id is not None
+    index = styles.beatmap_class(style_id) if by_id else styles.mapper_class(mapper)
+    if index is None:
+        flag, kind = (f"--style-id {style_id}", "beatmap") if by_id else (f"--mapper {mapper!r}", "mapper")
+        raise BadInputError(
+            None, f"{flag} is not a {kind} this checkpoint knows (python sample.py --list-styles shows them)"
+        )
+    return index
 
 
 def reference_features(model, path: Path) -> tuple[str, np.ndarray]:

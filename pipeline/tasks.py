@@ -8,7 +8,6 @@ from pathlib import Path
 
 import torch
 
-import dit.replay_model  # noqa: F401  (registers ReplayDiT with the checkpoint loader)
 from data.cache import is_map_cache, is_replay_cache
 from data.errors import BadInputError
 from data.position_io import POSITION_CENTER, POSITION_SCALE

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from data.style_features import JUMP_PX, leg_turns
+
 PLAYFIELD_WIDTH_PX = 512
 PLAYFIELD_HEIGHT_PX = 384
-JUMP_MIN_LEG_PX = 40.0  # a turn counts when both legs around it are longer: stacks and streams say little of flow
 RHYTHM_TOLERANCE_MS = 2.0
 RANDOM_WALK_TRIES = 32  # directions drawn per step before a walk may leave the playfield
 
@@ -95,23 +96,18 @@ def leg_lengths(points: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.diff(np.asarray(points, np.float64), axis=0), axis=1)
 
 
-def turning_angles(points: np.ndarray, min_leg_px: float = JUMP_MIN_LEG_PX) -> np.ndarray:
+def turning_angles(points: np.ndarray, min_leg_px: float = JUMP_PX) -> np.ndarray:
     """Angle in [0, pi] between the legs into and out of each interior point whose legs both exceed min_leg_px.
 
     0 is straight on, pi is straight back (a back-and-forth jump).
     """
-    points = np.asarray(points, np.float64)
     if len(points) < 3:
         return np.zeros(0)
-    legs = np.diff(points, axis=0)
-    length = np.linalg.norm(legs, axis=1)
-    into, out = legs[:-1], legs[1:]
-    jump = (length[:-1] > min_leg_px) & (length[1:] > min_leg_px)
-    cos = np.einsum("ij,ij->i", into[jump], out[jump]) / (length[:-1][jump] * length[1:][jump])
-    return np.arccos(np.clip(cos, -1.0, 1.0))
+    angles, into, out, _ = leg_turns(points)
+    return angles[(into > min_leg_px) & (out > min_leg_px)]
 
 
-def path_turning_angles(segments: Sequence[np.ndarray], min_leg_px: float = JUMP_MIN_LEG_PX) -> np.ndarray:
+def path_turning_angles(segments: Sequence[np.ndarray], min_leg_px: float = JUMP_PX) -> np.ndarray:
     """Turning angles at jumps of every segment, concatenated."""
     parts = [turning_angles(s, min_leg_px) for s in segments]
     return np.concatenate(parts) if parts else np.zeros(0)

@@ -21,6 +21,7 @@ from data.errors import BadInputError
 from data.replay.gameplay import judge, stack_offsets
 from data.replay.mods import AP, AT, RX, apply_mods
 from data.replay.osr import KEY1_BITS, KEY2_BITS, ReplayFrames, key_holds, read_replay, write_replay
+from data.replay_io import LEAD_IN_MS, TAIL_MS
 
 # The human band (issue 4): a replay is human-like when every figure sits inside it.
 BAND = {
@@ -300,7 +301,7 @@ def auto_frames(play) -> ReplayFrames:
         gap = objects[i + 1].time_ms - o.time_ms if i + 1 < len(objects) else AUTO_HOLD_MS * 2
         stop = max(o.end_time_ms, o.time_ms + min(AUTO_HOLD_MS, 0.5 * gap))
         keys_down.append((o.time_ms, stop, KEY1_BITS if i % 2 == 0 else KEY2_BITS))
-    first, last = objects[0].time_ms - 1000.0, objects[-1].end_time_ms + 500.0
+    first, last = objects[0].time_ms - LEAD_IN_MS, objects[-1].end_time_ms + TAIL_MS
     times = np.arange(first, last, AUTO_STEP_MS)
     times = np.unique(np.concatenate([times, [k[0] for k in keys_down], [k[1] for k in keys_down]]))
 

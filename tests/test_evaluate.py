@@ -29,7 +29,7 @@ def test_turning_angles_equal_a_direct_computation(fixture_maps):
     for points in segments:
         for a, b, c in zip(points[:-2], points[1:-1], points[2:], strict=True):
             into, out = math.dist(a, b), math.dist(b, c)
-            if into > metrics.JUMP_MIN_LEG_PX and out > metrics.JUMP_MIN_LEG_PX:
+            if into > metrics.JUMP_PX and out > metrics.JUMP_PX:
                 heading_in = math.atan2(b[1] - a[1], b[0] - a[0])
                 heading_out = math.atan2(c[1] - b[1], c[0] - b[0])
                 turn = abs(heading_out - heading_in) % (2 * math.pi)

@@ -12,6 +12,7 @@ from data.beatmap.codec import encode
 from data.beatmap.datapoints import Datapoints
 from data.beatmap.osu_reader import read_beatmap
 from dit.attention import local_attention, rotate_by_index
+from dit.diffusion import guided
 from dit.models import DIT_PRESETS, NULL_CLASS, DiTConfig, PositionDiT, preset_config
 from pipeline.remap import map_tensors
 
@@ -243,16 +244,16 @@ def test_guidance_scale_one_is_one_conditional_pass(big_map):
     with torch.no_grad():
         cond = model(x, t, **kw)
         calls.clear()
-        out = model.forward_with_cfg(x, t, cfg_scale=1.0, **kw)
+        out = guided(model, 1.0)(x, t, **kw)
         assert calls == [2]
         assert torch.equal(out, cond)
 
         calls.clear()
-        guided = model.forward_with_cfg(x, t, cfg_scale=3.0, **kw)
+        steered = guided(model, 3.0)(x, t, **kw)
         assert calls == [4]  # cond and uncond batched together in one pass
         uncond = model(x, t, **{**kw, "style": torch.full((2,), NULL_CLASS)})
     handle.remove()
-    torch.testing.assert_close(guided, uncond + 3.0 * (cond - uncond), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(steered, uncond + 3.0 * (cond - uncond), atol=1e-5, rtol=1e-5)
 
 
 def test_rotary_scores_depend_on_index_offset_only():
