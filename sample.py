@@ -23,7 +23,14 @@ from data.errors import BadInputError, refusal_exit
 from dit.diffusion import SAMPLERS
 from pipeline.job import Job, run
 from pipeline.play import DEFAULT_REPLAY_CKPT, DEFAULT_REPLAY_TEMPERATURE
-from pipeline.remap import DEFAULT_CKPT, SPACING_PASSES, STYLE_CFG_SCALE, TURN_PASSES, strength_value
+from pipeline.remap import (
+    DEFAULT_CKPT,
+    GRID_CHOICES,
+    SPACING_PASSES,
+    STYLE_CFG_SCALE,
+    TURN_PASSES,
+    strength_value,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -72,6 +79,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="how much of the source's layout to rework, in (0, 1]: 1 places every object anew; lower values "
         "start from the source's own positions under that much noise and keep more of them (0.3: objects move "
         "about half as far as at 1)",
+    )
+    p.add_argument(
+        "--grid",
+        choices=GRID_CHOICES,
+        default="auto",
+        help="place circles, slider heads and anchors on the editor grid: auto (the source's, when it uses one), "
+        "none (the network's positions), or a size in px",
     )
     p.add_argument("--seed", type=int, default=0, help="seed; the same seed gives the same bytes")
     p.add_argument("--num-variants", type=int, default=1, help="write this many remaps with different noise")

@@ -49,6 +49,7 @@ class Job:
     spacing_passes: int = SPACING_PASSES
     turn_passes: int = TURN_PASSES
     strength: float = 1.0
+    grid: str = "auto"
     seed: int = 0
     num_variants: int = 1
     output: Path | None = None
@@ -131,6 +132,7 @@ def run(job: Job) -> list[Path]:
         spacing_passes=job.spacing_passes,
         turn_passes=job.turn_passes,
         strength=job.strength,
+        grid=job.grid,
     )
     label = style.label + (f", strength {job.strength:g}" if job.strength < 1.0 else "")
     written = []

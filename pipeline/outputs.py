@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -15,10 +14,42 @@ from data.render.animation import render_animation
 from data.render.preview import render_preview
 from data.replay.osr import read_replay
 
+# Every generated map declares itself, so one shared online is not taken for a mapper's work.
+PROVENANCE_TAGS = ("osu-dit", "ai-generated")
 
-def set_version(osu_text: str, version: str) -> str:
-    """Rename the difficulty so the new map sits beside its source in osu! instead of replacing it."""
-    return re.sub(r"(?m)^(Version\s*:).*?(\r?)$", lambda m: f"{m.group(1)}{version}{m.group(2)}", osu_text, count=1)
+
+def label_remap(osu_text: str, version: str) -> str:
+    """The remap's [Metadata]: Version renamed (so the map sits beside its source in osu! instead of replacing it)
+    and Tags extended with PROVENANCE_TAGS; a file without those lines, or without the section, gains them."""
+    lines = osu_text.split("\n")
+    cr = "\r" if sum(line.endswith("\r") for line in lines) * 2 > len(lines) else ""  # the file's own line ending
+    text = [line.rstrip("\r") for line in lines]
+    section = next((i for i, line in enumerate(text) if line.strip() == "[Metadata]"), None)
+    if section is None:  # old formats: the section goes before the first one osu! reads after it
+        later = ("[Difficulty]", "[Events]", "[TimingPoints]", "[Colours]", "[HitObjects]")
+        section = next((i for i, line in enumerate(text) if line.strip() in later), len(text))
+        lines[section:section] = ["[Metadata]" + cr, cr]
+        text[section:section] = ["[Metadata]", ""]
+    end = next((i for i in range(section + 1, len(text)) if text[i].lstrip().startswith("[")), len(text))
+    while end > section + 1 and not text[end - 1].strip():
+        end -= 1  # new keys go after the section's last one, before its blank lines
+    keys = {line.split(":", 1)[0].strip(): i for i, line in enumerate(text[section + 1 : end], section + 1)}
+    new_keys = []
+    if "Tags" in keys:
+        i = keys["Tags"]
+        head, _, value = text[i].partition(":")
+        tags = value.split()
+        added = [t for t in PROVENANCE_TAGS if t not in tags]
+        lines[i] = f"{head}:{value.rstrip()}{' ' if tags and added else ''}{' '.join(added)}" + lines[i][len(text[i]) :]
+    else:
+        new_keys.append("Tags:" + " ".join(PROVENANCE_TAGS))
+    if "Version" in keys:
+        i = keys["Version"]
+        lines[i] = f"{text[i].partition(':')[0]}:{version}" + lines[i][len(text[i]) :]
+    else:
+        new_keys.insert(0, f"Version:{version}")
+    lines[end:end] = [key + cr for key in new_keys]
+    return "\n".join(lines)
 
 
 def default_output(beatmap: Beatmap, label: str, seed: int, variant: int | None, suffix: str = ".osu") -> Path:
@@ -38,7 +69,7 @@ def write_remap(text: str, source: Beatmap, label: str, seed: int, output: Path 
     variant = index if count > 1 else None
     path = numbered(output, index, count) if output else default_output(source, label, seed, variant)
     number = f" v{index + 1}" if variant is not None else ""
-    write_text_atomic(path, set_version(text, f"{source.version or 'Unknown'} (osu-dit {label}{number})"))
+    write_text_atomic(path, label_remap(text, f"{source.version or 'Unknown'} (osu-dit {label}{number})"))
     print(f"wrote {path}")
     return path
 

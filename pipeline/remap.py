@@ -13,6 +13,7 @@ from data.beatmap.codec import decode, encode
 from data.beatmap.osu_file import Beatmap
 from data.beatmap.osu_reader import read_beatmap
 from data.errors import BadInputError
+from data.grid import GRID_SIZES_PX, editor_grid, snap_to_grid
 from data.position_io import POSITION_SCALE, denormalize_positions, full_map_sample, playfield_bounds
 from data.style_features import JUMP_ANGLE_BINS, JUMP_PX, playable_style_features
 from data.tables import StyleTable
@@ -31,6 +32,7 @@ SPACING_PASSES = 8
 # Passes per step matching the turns at jumps to the style's histogram: the network reads a descriptor's mean
 # turn but not its shape (docs/measurements.md gives both figures).
 TURN_PASSES = 4
+GRID_CHOICES = ("auto", "none", *map(str, sorted(GRID_SIZES_PX)))
 
 
 @dataclass(frozen=True)
@@ -201,10 +203,15 @@ def constraints(model, kind, style: int, style_features, spacing_passes: int, tu
     return constrain
 
 
-def remap(beatmap: Beatmap, model, ckpt: dict, style: int, **generate_kwargs) -> list[str]:
-    """The source beatmap with every object placed anew, as .osu texts (one per variant)."""
+def remap(beatmap: Beatmap, model, ckpt: dict, style: int, grid: str = "auto", **generate_kwargs) -> list[str]:
+    """The source beatmap with every object placed anew, as .osu texts (one per variant). `grid`: "auto" places
+    circles, heads (and anchors, where the source's are) on the editor grid the source uses, if any; "none" keeps
+    the network's positions; a size in px forces that grid."""
     datapoints = encode(beatmap)
     variants = generate_positions(model, ckpt, datapoints, style, **generate_kwargs)
+    size, anchors = editor_grid(datapoints) if grid == "auto" else (None if grid == "none" else int(grid), True)
+    if size:
+        variants = [snap_to_grid(v, datapoints.kind, datapoints.distance, size, anchors) for v in variants]
     return [decode(beatmap, positions) for positions in variants]
 
 

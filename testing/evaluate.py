@@ -34,9 +34,10 @@ from data.beatmap.codec import encode_text  # noqa: E402
 from data.beatmap.inputs import read_beatmap_input  # noqa: E402
 from data.errors import BadInputError, refusal_exit, refuse_unless_readable  # noqa: E402
 from dit.diffusion import SAMPLERS  # noqa: E402
-from pipeline.outputs import set_version  # noqa: E402
+from pipeline.outputs import label_remap  # noqa: E402
 from pipeline.remap import (  # noqa: E402
     DEFAULT_CKPT,
+    GRID_CHOICES,
     OWN_STYLE_LABEL,
     SPACING_PASSES,
     TURN_PASSES,
@@ -85,6 +86,8 @@ COLUMNS = [
     "stars_source",
     "stars_output",
     "star_error",
+    "source_grid_px",
+    "output_on_source_grid",
     "remap_s",
 ]
 
@@ -125,6 +128,7 @@ class Remapper:
         strength: float = 1.0,
         unconditional: bool = False,
         turn_passes: int = TURN_PASSES,
+        grid: str = "auto",
     ):
         self.model, self.ckpt, self.styles = load_position_model(ckpt)
         self.cfg_scale = cfg_scale
@@ -137,6 +141,7 @@ class Remapper:
             spacing_passes=spacing_passes,
             strength=strength,
             turn_passes=turn_passes,
+            grid=grid,
         )
 
     @classmethod
@@ -151,6 +156,7 @@ class Remapper:
             args.strength,
             args.unconditional,
             args.turn_passes,
+            args.grid,
         )
 
     def style(self, style_id: int | None, mapper: str | None) -> int:
@@ -175,7 +181,7 @@ class Remapper:
             style_features, label = own.features, label or own.label
         text = remap(beatmap, self.model, self.ckpt, style, style_features=style_features, **kwargs)[0]
         label = label or style_label(self.styles, style)
-        text = set_version(text, f"{beatmap.version or 'Unknown'} (osu-dit {label})")
+        text = label_remap(text, f"{beatmap.version or 'Unknown'} (osu-dit {label})")
         return text, encode_text(beatmap, text), time.perf_counter() - started
 
 
@@ -234,7 +240,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     summary = summarize(table, skipped, failures)
     summary.update(style=label, ckpt=str(args.ckpt), seed=args.seed, sampler=args.sampler,
                    steps=args.num_sampling_steps, spacing_passes=args.spacing_passes, strength=args.strength,
-                   turn_passes=args.turn_passes,
+                   turn_passes=args.turn_passes, grid=args.grid,
                    cfg_scale=guidance_scale(args.cfg_scale, styled=style != 0))  # fmt: skip
     _write_table(args.output / "evaluation.csv", table)
     write_text_atomic(args.output / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -279,6 +285,8 @@ def summarize(table: pd.DataFrame, skipped: list[str], failures: list[str]) -> d
         "median_turning_w1": turning,
         "median_random_walk_w1": walk,
         "median_turning_ratio": _median(table["turning_ratio"]),
+        "sources_on_a_grid": int((table["source_grid_px"] > 0).sum()),
+        "median_output_on_source_grid": _median(table["output_on_source_grid"]),
         "median_mean_turn_source_rad": _median(table["mean_turn_source_rad"]),
         "median_mean_turn_output_rad": _median(table["mean_turn_output_rad"]),
         "median_star_error": star,
@@ -418,6 +426,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--spacing-passes", type=int, default=SPACING_PASSES, help="passes per step pulling distances to the source's"
     )
     p.add_argument("--turn-passes", type=int, default=TURN_PASSES, help="passes per step matching turns to the style's")
+    p.add_argument("--grid", choices=GRID_CHOICES, default="auto", help="editor grid of the remaps (as sample.py)")
     p.add_argument(
         "--strength", type=strength_value, default=1.0, help="share of the source's layout to rework (as sample.py)"
     )

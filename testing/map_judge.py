@@ -11,6 +11,7 @@ import numpy as np
 
 from data.beatmap.curves import end_point
 from data.beatmap.osu_reader import parse_beatmap
+from data.grid import grid_size, on_grid_share
 from testing import metrics
 from testing.metrics import MapObject
 
@@ -120,6 +121,11 @@ def judge_pair(source_text: str, source_bytes: bytes, output_text: str, output_b
     row["stars_source"] = rosu_src[0] if rosu_src else math.nan
     row["stars_output"] = rosu_out[0] if rosu_out else math.nan
     row["star_error"] = metrics.relative_error(row["stars_output"], row["stars_source"])
+    # The editor grid of the source's circles and slider heads, and the share of the output's on it.
+    src_hits = np.array([(o.x, o.y) for o in src if o.kind != "spinner"], np.float64).reshape(-1, 2)
+    out_hits = np.array([(o.x, o.y) for o in out if o.kind != "spinner"], np.float64).reshape(-1, 2)
+    row["source_grid_px"] = grid_size(src_hits) or 0
+    row["output_on_source_grid"] = on_grid_share(out_hits, row["source_grid_px"]) if row["source_grid_px"] else math.nan
     # Kept for the plots, dropped before the CSV.
     row["_turns"] = (src_turns, out_turns, walk_turns)
     return row

@@ -22,7 +22,7 @@ from data.beatmap.osz import (
     write_osz,
 )
 from data.errors import BadInputError
-from pipeline.outputs import set_version
+from pipeline.outputs import label_remap
 
 AKA_NO_HA = "506908 Nakamura Meiko - Aka no Ha/Nakamura Meiko - Aka no Ha (Lily Bread) [Extra].osu"
 RED_GOOSE = "mutsuhikoizumiredgoose Mutsuhiko Izumi - Red Goose/Mutsuhiko Izumi - Red Goose (nold_1702) [ERT Basic].osu"
@@ -53,7 +53,7 @@ def make_set(fixtures, tmp_path, relative: str, extra: dict[str, bytes] | None =
 
 def new_difficulty(beatmap) -> tuple[str, bytes]:
     version = f"{beatmap.version} (osu-dit test)"
-    text = set_version(beatmap.text, version)
+    text = label_remap(beatmap.text, version)
     return osu_member_name(beatmap, version), text.encode("utf-8")
 
 
