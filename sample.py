@@ -26,6 +26,7 @@ from pipeline.play import DEFAULT_REPLAY_CKPT, DEFAULT_REPLAY_TEMPERATURE
 from pipeline.remap import (
     DEFAULT_CKPT,
     GRID_CHOICES,
+    SEPARATION_PASSES,
     SPACING_PASSES,
     STYLE_CFG_SCALE,
     TURN_PASSES,
@@ -71,6 +72,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=TURN_PASSES,
         help="passes per step matching the turns at jumps to the style's (the source's own by default; 0: the "
         "network's own turns; an --unconditional remap has no style to match)",
+    )
+    p.add_argument(
+        "--separation-passes",
+        type=int,
+        default=SEPARATION_PASSES,
+        help="passes per step keeping objects on screen together as far apart as the source keeps them, and its "
+        "stacks stacked (0: the network's own layout)",
     )
     p.add_argument(
         "--strength",
@@ -125,8 +133,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--beatmap is required (or --list-styles / --list-players)")
     if args.num_variants < 1 or args.num_sampling_steps < 1:
         p.error("--num-variants and --num-sampling-steps must be at least 1")
-    if args.spacing_passes < 0 or args.turn_passes < 0:
-        p.error("--spacing-passes and --turn-passes must be 0 or more")
+    if min(args.spacing_passes, args.turn_passes, args.separation_passes) < 0:
+        p.error("--spacing-passes, --turn-passes and --separation-passes must be 0 or more")
     if args.animation and not (args.replay or args.replay_only):
         p.error("--animation plays a replay: add --replay (or --replay-only)")
     if args.osz and args.replay_only:

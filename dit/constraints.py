@@ -142,16 +142,61 @@ def match_turns(
                 moved = points + move
                 move[((moved < low) | (moved > high)).any(-1)] = 0
             points = match_spacing((points + move)[None], lengths, everywhere, passes=2)[0]
-        item = item.clone()
-        new_hit = points.to(item.dtype)
-        if len(path.anchor):
-            old_head, old_end = item[path.hit[path.anchor_head]], item[path.hit[path.anchor_end]]
-            new_head, new_end = new_hit[path.anchor_head], new_hit[path.anchor_end]
-            item[path.anchor] = new_head + _similar(
-                item[path.anchor] - old_head, old_end - old_head, new_end - new_head
-            )
-        item[path.hit] = new_hit
-        out.append(item)
+        out.append(_place_hits(item, path, points))
+    return torch.stack(out)
+
+
+def _place_hits(item: Tensor, path: AimPath, points: Tensor) -> Tensor:
+    """`item` [L, 2] with its aim points moved to `points`; slider anchors follow their slider's head and end."""
+    item = item.clone()
+    new_hit = points.to(item.dtype)
+    if len(path.anchor):
+        old_head, old_end = item[path.hit[path.anchor_head]], item[path.hit[path.anchor_end]]
+        new_head, new_end = new_hit[path.anchor_head], new_hit[path.anchor_end]
+        item[path.anchor] = new_head + _similar(item[path.anchor] - old_head, old_end - old_head, new_end - new_head)
+    item[path.hit] = new_hit
+    return item
+
+
+@dataclass(frozen=True)
+class Separation:
+    """Pairs of aim points that are not neighbours on the aim path (rows of AimPath.hit): those the source
+    stacks exactly, which stay stacked, and the others, which stay at least `floor` apart."""
+
+    first: Tensor  # [P] row of the earlier point
+    second: Tensor  # [P] row of the later point
+    floor: Tensor  # [P] least distance, x's units (0 for stacks)
+    stacked: Tensor  # [P] bool
+
+
+def keep_apart(x: Tensor, separation: Separation, path: AimPath, passes: int = 4, rate: float = 0.5) -> Tensor:
+    """Pull the source's stacks together and push other pairs that crowd closer than their floor apart.
+
+    Mappers keep objects that are on screen together apart unless they mean to overlap, and stack a later
+    object exactly on an earlier one as a pattern; a network that places each point well on its own does
+    neither. Each pass moves both points of a pair by half the error along the line between them, times `rate`
+    (Jacobi, like match_spacing); anchors follow their slider.
+    """
+    if not len(separation.first):
+        return x
+    first, second = separation.first.to(x.device), separation.second.to(x.device)
+    floor, stacked = separation.floor.to(x.device, torch.float64), separation.stacked.to(x.device)
+    out = []
+    for item in x:
+        points = item[path.hit].double()
+        for _ in range(passes):
+            delta = points[second] - points[first]
+            dist = delta.norm(dim=-1)
+            crowded = ~stacked & (dist < floor) & (dist > 1e-9)
+            share = torch.where(stacked, 0.5 * rate, 0.0)
+            share = torch.where(crowded, -0.5 * rate * (floor - dist) / dist.clamp_min(1e-9), share)
+            if not bool((share != 0).any()):
+                break
+            move = torch.zeros_like(points)
+            move.index_add_(0, first, share[:, None] * delta)
+            move.index_add_(0, second, -share[:, None] * delta)
+            points = points + move
+        out.append(_place_hits(item, path, points))
     return torch.stack(out)
 
 

@@ -23,6 +23,7 @@ from pipeline.play import (
 )
 from pipeline.remap import (
     DEFAULT_CKPT,
+    SEPARATION_PASSES,
     SPACING_PASSES,
     TURN_PASSES,
     StyleRequest,
@@ -48,6 +49,7 @@ class Job:
     sampler: str = "ddim"
     spacing_passes: int = SPACING_PASSES
     turn_passes: int = TURN_PASSES
+    separation_passes: int = SEPARATION_PASSES
     strength: float = 1.0
     grid: str = "auto"
     seed: int = 0
@@ -131,6 +133,7 @@ def run(job: Job) -> list[Path]:
         style_features=style.features,
         spacing_passes=job.spacing_passes,
         turn_passes=job.turn_passes,
+        separation_passes=job.separation_passes,
         strength=job.strength,
         grid=job.grid,
     )

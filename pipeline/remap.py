@@ -10,16 +10,18 @@ import numpy as np
 import torch
 
 from data.beatmap.codec import decode, encode
+from data.beatmap.datapoints import AIM_TYPES, Datapoints
 from data.beatmap.osu_file import Beatmap
 from data.beatmap.osu_reader import read_beatmap
 from data.errors import BadInputError
 from data.grid import GRID_SIZES_PX, editor_grid, snap_to_grid
 from data.position_io import POSITION_SCALE, denormalize_positions, full_map_sample, playfield_bounds
+from data.replay.mods import circle_radius_px
 from data.style_features import JUMP_ANGLE_BINS, JUMP_PX, playable_style_features
 from data.tables import StyleTable
 from dit import diffusion
 from dit.checkpoint import build_model_from_checkpoint, load_checkpoint
-from dit.constraints import AimPath, match_spacing, match_turns
+from dit.constraints import AimPath, Separation, keep_apart, match_spacing, match_turns
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CKPT = ROOT / "checkpoints" / "position.pt"
@@ -32,6 +34,12 @@ SPACING_PASSES = 8
 # Passes per step matching the turns at jumps to the style's histogram: the network reads a descriptor's mean
 # turn but not its shape (docs/measurements.md gives both figures).
 TURN_PASSES = 4
+# Passes per step keeping non-neighbours apart and the source's stacks stacked: the network crowds objects that
+# are on screen together and never stacks exactly (testing/map_discriminator.py's most telling features).
+SEPARATION_PASSES = 4
+APART_RADII = 2.0  # pairs the source keeps at least this many circle radii apart stay that far apart
+SEPARATION_OBJECTS = 16  # pairs up to this many aim points apart ...
+SEPARATION_MS = 4000.0  # ... and this close in time: what is on screen together
 GRID_CHOICES = ("auto", "none", *map(str, sorted(GRID_SIZES_PX)))
 
 
@@ -146,6 +154,8 @@ def generate_positions(
     spacing_passes: int = SPACING_PASSES,
     strength: float = 1.0,
     turn_passes: int = TURN_PASSES,
+    separation: Separation | None = None,
+    separation_passes: int = SEPARATION_PASSES,
 ) -> np.ndarray:
     """New positions in px, [num_variants, N, 2], for a whole map in one pass (attention cost is linear in N).
     `style_features` (a reference map's descriptor) stand in for the style class's own. `strength` below 1 starts
@@ -169,7 +179,15 @@ def generate_positions(
     bounds = playfield_bounds()
     clip = (torch.from_numpy(bounds[0]), torch.from_numpy(bounds[1]))
     constrain = constraints(
-        model, extra["kind"][0], style, extra.get("style_features"), spacing_passes, turn_passes, clip
+        model,
+        extra["kind"][0],
+        style,
+        extra.get("style_features"),
+        spacing_passes,
+        turn_passes,
+        clip,
+        separation if separation_passes else None,
+        separation_passes,
     )
     model_fn = diffusion.denoiser(
         diffusion.guided(model, cfg_scale), prediction=prediction, clip=clip, constrain=constrain
@@ -181,19 +199,22 @@ def generate_positions(
     return np.stack([denormalize_positions(v) for v in x0.float().cpu().numpy()])
 
 
-def constraints(model, kind, style: int, style_features, spacing_passes: int, turn_passes: int, bounds):
-    """What each denoised estimate goes through before the sampler steps (None: nothing): turns at jumps matched
-    to the style descriptor's (the given one, else the style class's own; none for an unstyled remap), then legs
-    pulled to the source's lengths."""
+def constraints(model, kind, style: int, style_features, spacing_passes: int, turn_passes: int, bounds,
+                separation: Separation | None = None, separation_passes: int = 0):  # fmt: skip
+    """What each denoised estimate goes through before the sampler steps (None: nothing): the source's stacks and
+    distances between non-neighbours kept, turns at jumps matched to the style descriptor's (the given one, else
+    the style class's own; none for an unstyled remap), then legs pulled to the source's lengths."""
     descriptor = style_features[0] if style_features is not None else None
     if descriptor is None and style:
         descriptor = model.class_descriptor(style)
     histogram = None if descriptor is None or not turn_passes else descriptor[:JUMP_ANGLE_BINS]
-    if histogram is None and not spacing_passes:
+    if histogram is None and not spacing_passes and separation is None:
         return None
-    path = AimPath.from_kinds(kind) if histogram is not None else None
+    path = AimPath.from_kinds(kind) if histogram is not None or separation is not None else None
 
     def constrain(x0, kwargs):  # positions and distances in the same normalized units
+        if separation is not None:
+            x0 = keep_apart(x0, separation, path, passes=separation_passes)
         if histogram is not None:
             x0 = match_turns(x0, histogram, path, JUMP_PX / POSITION_SCALE, passes=turn_passes, bounds=bounds)
         if spacing_passes:
@@ -203,16 +224,56 @@ def constraints(model, kind, style: int, style_features, spacing_passes: int, tu
     return constrain
 
 
+def separation_of(datapoints: Datapoints, circle_size: float) -> Separation:
+    """The source's stacks and least distances between non-neighbouring aim points (rows of AimPath.hit) that
+    are on screen together, in normalized units."""
+    hit = np.flatnonzero(np.isin(datapoints.kind, list(AIM_TYPES)))
+    position, time_ms = datapoints.position[hit].astype(np.float64), datapoints.time_ms[hit]
+    apart_px = APART_RADII * circle_radius_px(circle_size)
+    pairs = [(r, r + k) for k in range(2, SEPARATION_OBJECTS + 1) for r in range(len(hit) - k)]
+    first, second = np.array(pairs, np.int64).reshape(-1, 2).T
+    near = time_ms[second] - time_ms[first] <= SEPARATION_MS
+    first, second = first[near], second[near]
+    distance = np.linalg.norm(position[second] - position[first], axis=1)
+    stacked = distance < 1.0
+    floor = np.where(stacked, 0.0, np.minimum(distance, apart_px)) / POSITION_SCALE
+    return Separation(torch.from_numpy(first), torch.from_numpy(second), torch.from_numpy(floor),
+                      torch.from_numpy(stacked))  # fmt: skip
+
+
 def remap(beatmap: Beatmap, model, ckpt: dict, style: int, grid: str = "auto", **generate_kwargs) -> list[str]:
     """The source beatmap with every object placed anew, as .osu texts (one per variant). `grid`: "auto" places
     circles, heads (and anchors, where the source's are) on the editor grid the source uses, if any; "none" keeps
     the network's positions; a size in px forces that grid."""
     datapoints = encode(beatmap)
-    variants = generate_positions(model, ckpt, datapoints, style, **generate_kwargs)
+    separation = separation_of(datapoints, beatmap.circle_size)
+    variants = generate_positions(model, ckpt, datapoints, style, separation=separation, **generate_kwargs)
     size, anchors = editor_grid(datapoints) if grid == "auto" else (None if grid == "none" else int(grid), True)
     if size:
         variants = [snap_to_grid(v, datapoints.kind, datapoints.distance, size, anchors) for v in variants]
+    if generate_kwargs.get("separation_passes", SEPARATION_PASSES):
+        variants = [stack_exactly(v, datapoints) for v in variants]
     return [decode(beatmap, positions) for positions in variants]
+
+
+def stack_exactly(position_px: np.ndarray, datapoints: Datapoints) -> np.ndarray:
+    """Every aim point the source stacks on an earlier one (the same pixel, on screen together) put exactly on
+    the first of its stack: sampling brings them close, and osu! stacks only what sits on the same pixel."""
+    hit = np.flatnonzero(np.isin(datapoints.kind, list(AIM_TYPES)))
+    source, time_ms = datapoints.position[hit], datapoints.time_ms[hit]
+    on_top_of = np.full(len(hit), -1)
+    for k in range(SEPARATION_OBJECTS, 0, -1):  # the nearest earlier point of the stack wins
+        j = np.arange(k, len(hit))
+        same = (np.linalg.norm(source[j] - source[j - k], axis=1) < 1.0) & (
+            time_ms[j] - time_ms[j - k] <= SEPARATION_MS
+        )
+        on_top_of[j[same]] = j[same] - k
+    first = np.arange(len(hit))  # the earliest member of each point's stack
+    for j in np.flatnonzero(on_top_of >= 0):
+        first[j] = first[on_top_of[j]]
+    out = np.array(position_px, copy=True)
+    out[hit] = out[hit[first]]
+    return out
 
 
 def strength_value(text: str) -> float:

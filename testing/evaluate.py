@@ -39,6 +39,7 @@ from pipeline.remap import (  # noqa: E402
     DEFAULT_CKPT,
     GRID_CHOICES,
     OWN_STYLE_LABEL,
+    SEPARATION_PASSES,
     SPACING_PASSES,
     TURN_PASSES,
     StyleRequest,
@@ -129,6 +130,7 @@ class Remapper:
         unconditional: bool = False,
         turn_passes: int = TURN_PASSES,
         grid: str = "auto",
+        separation_passes: int = SEPARATION_PASSES,
     ):
         self.model, self.ckpt, self.styles = load_position_model(ckpt)
         self.cfg_scale = cfg_scale
@@ -142,6 +144,7 @@ class Remapper:
             strength=strength,
             turn_passes=turn_passes,
             grid=grid,
+            separation_passes=separation_passes,
         )
 
     @classmethod
@@ -157,6 +160,7 @@ class Remapper:
             args.unconditional,
             args.turn_passes,
             args.grid,
+            args.separation_passes,
         )
 
     def style(self, style_id: int | None, mapper: str | None) -> int:
@@ -240,7 +244,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     summary = summarize(table, skipped, failures)
     summary.update(style=label, ckpt=str(args.ckpt), seed=args.seed, sampler=args.sampler,
                    steps=args.num_sampling_steps, spacing_passes=args.spacing_passes, strength=args.strength,
-                   turn_passes=args.turn_passes, grid=args.grid,
+                   turn_passes=args.turn_passes, grid=args.grid, separation_passes=args.separation_passes,
                    cfg_scale=guidance_scale(args.cfg_scale, styled=style != 0))  # fmt: skip
     _write_table(args.output / "evaluation.csv", table)
     write_text_atomic(args.output / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -400,8 +404,14 @@ def compare_styles(args: argparse.Namespace) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--input", type=Path, nargs="+", required=True, help=".osu files and/or folders searched for them")
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], fromfile_prefix_chars="@")
+    p.add_argument(
+        "--input",
+        type=Path,
+        nargs="+",
+        required=True,
+        help=".osu files and/or folders searched for them (@LIST reads them from a file, one a line)",
+    )
     p.add_argument("--output", type=Path, required=True, help="folder for remapped maps, CSV, summary and plots")
     p.add_argument("--ckpt", type=Path, default=DEFAULT_CKPT, help="position-model checkpoint")
     style = p.add_mutually_exclusive_group()
@@ -426,6 +436,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--spacing-passes", type=int, default=SPACING_PASSES, help="passes per step pulling distances to the source's"
     )
     p.add_argument("--turn-passes", type=int, default=TURN_PASSES, help="passes per step matching turns to the style's")
+    p.add_argument(
+        "--separation-passes", type=int, default=SEPARATION_PASSES, help="passes keeping non-neighbours apart"
+    )
     p.add_argument("--grid", choices=GRID_CHOICES, default="auto", help="editor grid of the remaps (as sample.py)")
     p.add_argument(
         "--strength", type=strength_value, default=1.0, help="share of the source's layout to rework (as sample.py)"
