@@ -19,7 +19,7 @@ from data.beatmap.datapoints import (
 )
 
 GRID_SIZES_PX = (32, 16, 8, 4)  # the editor's grid sizes, coarsest first
-ON_GRID_SHARE = 0.9  # a map uses a grid when this share of its placed points sit on it
+ON_GRID_SHARE = 0.5  # a map uses a grid when this share of its placed points sit on it (chance: 1 in 16 at 4 px)
 MIN_POINTS = 10  # fewer placed points say nothing about a grid
 HIT_TYPES = frozenset({DatapointType.CIRCLE, DatapointType.CIRCLE_NEW_COMBO, *SLIDER_HEAD_TYPES})
 

@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -147,7 +148,9 @@ def judge(samples: list[tuple[pd.DataFrame, int, str]], columns: list[str] | Non
     for train, test in folds.split(x, y, groups):
         model = GradientBoostingClassifier(n_estimators=150, max_depth=3, random_state=seed).fit(x[train], y[train])
         proba[test] = model.predict_proba(x[test])[:, 1]
-        importance += model.feature_importances_
+        with warnings.catch_warnings():  # a model that found no split has no importances (0 / 0)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            importance += np.nan_to_num(model.feature_importances_)
     data["proba"] = proba
     maps = data.assign(map=np.repeat(np.arange(len(samples)), [len(f) for f, _, _ in samples]))
     by_map = maps.groupby(["map", "label"])["proba"].mean().reset_index()

@@ -22,7 +22,7 @@ def hits(datapoints) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("name", "grid", "anchors"),
-    [("Rocket", 16, True), ("Red Goose", 4, False), ("Aka no Ha", None, False), ("Natsukoi", None, False)],
+    [("Rocket", 16, True), ("Red Goose", 4, True), ("Aka no Ha", 4, True), ("Natsukoi", None, False)],
 )
 def test_the_grid_a_mapper_used_is_found(fixture_maps, name, grid, anchors):
     assert editor_grid(encode(fixture(fixture_maps, name))) == (grid, anchors)
