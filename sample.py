@@ -27,6 +27,7 @@ from pipeline.remap import (
     DEFAULT_CKPT,
     GRID_CHOICES,
     SEPARATION_PASSES,
+    SLIDER_SHAPES,
     SPACING_PASSES,
     STYLE_CFG_SCALE,
     TURN_PASSES,
@@ -79,6 +80,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=SEPARATION_PASSES,
         help="passes per step keeping objects on screen together as far apart as the source keeps them, and its "
         "stacks stacked (0: the network's own layout)",
+    )
+    p.add_argument(
+        "--slider-shapes",
+        choices=SLIDER_SHAPES,
+        default="source",
+        help="source: each slider keeps its source's bends and curve type, turned and moved where the network "
+        "puts it; network: the network's own anchors",
     )
     p.add_argument(
         "--strength",

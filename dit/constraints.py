@@ -211,3 +211,48 @@ def _similar(v: Tensor, old: Tensor, new: Tensor) -> Tensor:
     long = old.norm(dim=-1) > 1e-6
     ratio = (as_complex(new) / as_complex(old).where(long, 1.0)).where(long, 1.0)
     return torch.view_as_real(as_complex(v) * ratio)
+
+
+def keep_slider_shapes(
+    x: Tensor, source: Tensor, sliders: Tensor, bounds: tuple[Tensor, Tensor] | None = None
+) -> Tensor:
+    """Each slider (head, anchors and end) replaced by the source's slider turned and moved onto it: the rotation
+    about the centroids that best fits the source's points to the estimate's (2-D Procrustes, no scaling, so
+    the slider keeps its length and so its velocity). Where a slider goes and which way it points stay the
+    network's; its bends and curve type are the mapper's.
+
+    x [B, L, 2], source [L, 2] the source's positions (x's units), sliders [L] each datapoint's slider (0, 1, ...)
+    or -1 for a datapoint of no slider. `bounds` (low, high) [2]: a slider that would cross them is shifted back
+    inside, since the clip that follows would bend it; one that cannot fit at that angle keeps the estimate.
+    """
+    member = sliders >= 0
+    if not bool(member.any()):
+        return x
+    ids = sliders[member]
+    count = int(ids.max()) + 1
+    size = torch.zeros(count, dtype=x.dtype, device=x.device).index_add_(0, ids, torch.ones_like(ids, dtype=x.dtype))
+    src = source.to(x.device, x.dtype)[member]
+    src_centre = torch.zeros(count, 2, dtype=x.dtype, device=x.device).index_add_(0, ids, src) / size[:, None]
+    src_rel = src - src_centre[ids]
+    out = x.clone()
+    for b in range(len(x)):
+        est = x[b, member]
+        centre = torch.zeros_like(src_centre).index_add_(0, ids, est) / size[:, None]
+        est_rel = est - centre[ids]
+        dot = torch.zeros(count, dtype=x.dtype, device=x.device).index_add_(0, ids, (src_rel * est_rel).sum(-1))
+        cross = src_rel[:, 0] * est_rel[:, 1] - src_rel[:, 1] * est_rel[:, 0]
+        cross = torch.zeros_like(dot).index_add_(0, ids, cross)
+        angle = torch.atan2(cross, dot)[ids]
+        placed = centre[ids] + _rotate(src_rel, angle)
+        if bounds is not None:
+            low, high = (v.to(x.device, x.dtype) for v in bounds)
+            least = torch.full((count, 2), float("inf"), dtype=x.dtype, device=x.device)
+            most = torch.full((count, 2), -float("inf"), dtype=x.dtype, device=x.device)
+            least = least.scatter_reduce(0, ids[:, None].expand(-1, 2), placed, "amin")
+            most = most.scatter_reduce(0, ids[:, None].expand(-1, 2), placed, "amax")
+            shift = (low - least).clamp_min(0) + (high - most).clamp_max(0)
+            placed = placed + shift[ids]
+            fits = ((most - least) <= (high - low)).all(-1)  # a slider larger than the field keeps the estimate's
+            placed = torch.where(fits[ids, None], placed, est)
+        out[b, member] = placed
+    return out

@@ -50,6 +50,7 @@ class Job:
     spacing_passes: int = SPACING_PASSES
     turn_passes: int = TURN_PASSES
     separation_passes: int = SEPARATION_PASSES
+    slider_shapes: str = "source"
     strength: float = 1.0
     grid: str = "auto"
     seed: int = 0
@@ -134,6 +135,7 @@ def run(job: Job) -> list[Path]:
         spacing_passes=job.spacing_passes,
         turn_passes=job.turn_passes,
         separation_passes=job.separation_passes,
+        slider_shapes=job.slider_shapes,
         strength=job.strength,
         grid=job.grid,
     )

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data.beatmap.codec import decode, encode
-from data.beatmap.datapoints import AIM_TYPES, Datapoints
+from data.beatmap.codec import decode, encode, layout
+from data.beatmap.datapoints import AIM_TYPES, SLIDER_END_TYPES, Datapoints
 from data.beatmap.osu_file import Beatmap
 from data.beatmap.osu_reader import read_beatmap
 from data.errors import BadInputError
@@ -21,7 +21,14 @@ from data.style_features import JUMP_ANGLE_BINS, JUMP_PX, playable_style_feature
 from data.tables import StyleTable
 from dit import diffusion
 from dit.checkpoint import build_model_from_checkpoint, load_checkpoint
-from dit.constraints import AimPath, Separation, keep_apart, match_spacing, match_turns
+from dit.constraints import (
+    AimPath,
+    Separation,
+    keep_apart,
+    keep_slider_shapes,
+    match_spacing,
+    match_turns,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CKPT = ROOT / "checkpoints" / "position.pt"
@@ -40,6 +47,8 @@ SEPARATION_PASSES = 4
 APART_RADII = 2.0  # pairs the source keeps at least this many circle radii apart stay that far apart
 SEPARATION_OBJECTS = 16  # pairs up to this many aim points apart ...
 SEPARATION_MS = 4000.0  # ... and this close in time: what is on screen together
+# Sliders keep the source's shape, turned and moved where the network puts them: alone it draws them straighter.
+SLIDER_SHAPES = ("source", "network")
 GRID_CHOICES = ("auto", "none", *map(str, sorted(GRID_SIZES_PX)))
 
 
@@ -156,6 +165,8 @@ def generate_positions(
     turn_passes: int = TURN_PASSES,
     separation: Separation | None = None,
     separation_passes: int = SEPARATION_PASSES,
+    sliders: np.ndarray | None = None,
+    slider_shapes: str = "source",
 ) -> np.ndarray:
     """New positions in px, [num_variants, N, 2], for a whole map in one pass (attention cost is linear in N).
     `style_features` (a reference map's descriptor) stand in for the style class's own. `strength` below 1 starts
@@ -188,6 +199,9 @@ def generate_positions(
         clip,
         separation if separation_passes else None,
         separation_passes,
+        (batch["position"][0].to(device), torch.from_numpy(sliders).to(device))
+        if sliders is not None and slider_shapes == "source"
+        else None,
     )
     model_fn = diffusion.denoiser(
         diffusion.guided(model, cfg_scale), prediction=prediction, clip=clip, constrain=constrain
@@ -200,15 +214,17 @@ def generate_positions(
 
 
 def constraints(model, kind, style: int, style_features, spacing_passes: int, turn_passes: int, bounds,
-                separation: Separation | None = None, separation_passes: int = 0):  # fmt: skip
+                separation: Separation | None = None, separation_passes: int = 0, shapes=None):  # fmt: skip
     """What each denoised estimate goes through before the sampler steps (None: nothing): the source's stacks and
     distances between non-neighbours kept, turns at jumps matched to the style descriptor's (the given one, else
-    the style class's own; none for an unstyled remap), then legs pulled to the source's lengths."""
+    the style class's own; none for an unstyled remap), legs pulled to the source's lengths, then each slider
+    given the source's shape (`shapes`: the source's positions and each datapoint's slider; None leaves the
+    network's)."""
     descriptor = style_features[0] if style_features is not None else None
     if descriptor is None and style:
         descriptor = model.class_descriptor(style)
     histogram = None if descriptor is None or not turn_passes else descriptor[:JUMP_ANGLE_BINS]
-    if histogram is None and not spacing_passes and separation is None:
+    if histogram is None and not spacing_passes and separation is None and shapes is None:
         return None
     path = AimPath.from_kinds(kind) if histogram is not None or separation is not None else None
 
@@ -219,6 +235,8 @@ def constraints(model, kind, style: int, style_features, spacing_passes: int, tu
             x0 = match_turns(x0, histogram, path, JUMP_PX / POSITION_SCALE, passes=turn_passes, bounds=bounds)
         if spacing_passes:
             x0 = match_spacing(x0, kwargs["distance"], kwargs["mask"], passes=spacing_passes)
+        if shapes is not None:
+            x0 = keep_slider_shapes(x0, *shapes, bounds=bounds)
         return x0
 
     return constrain
@@ -247,13 +265,23 @@ def remap(beatmap: Beatmap, model, ckpt: dict, style: int, grid: str = "auto", *
     the network's positions; a size in px forces that grid."""
     datapoints = encode(beatmap)
     separation = separation_of(datapoints, beatmap.circle_size)
-    variants = generate_positions(model, ckpt, datapoints, style, separation=separation, **generate_kwargs)
+    variants = generate_positions(
+        model, ckpt, datapoints, style, separation=separation, sliders=slider_groups(beatmap), **generate_kwargs
+    )
     size, anchors = editor_grid(datapoints) if grid == "auto" else (None if grid == "none" else int(grid), True)
     if size:
         variants = [snap_to_grid(v, datapoints.kind, datapoints.distance, size, anchors) for v in variants]
     if generate_kwargs.get("separation_passes", SEPARATION_PASSES):
         variants = [stack_exactly(v, datapoints) for v in variants]
     return [decode(beatmap, positions) for positions in variants]
+
+
+def slider_groups(beatmap: Beatmap) -> np.ndarray:
+    """[N] the slider (0, 1, ...) each datapoint of the map belongs to, -1 for a datapoint of no slider."""
+    objects = layout(beatmap)[3][:, 0]
+    is_slider = np.array([beatmap.hit_objects[i].kind == "slider" for i in objects], bool)
+    _, ids = np.unique(np.where(is_slider, objects, -1), return_inverse=True)
+    return np.where(is_slider, ids - (~is_slider).any(), -1).astype(np.int64)
 
 
 def stack_exactly(position_px: np.ndarray, datapoints: Datapoints) -> np.ndarray:
@@ -268,7 +296,9 @@ def stack_exactly(position_px: np.ndarray, datapoints: Datapoints) -> np.ndarray
             time_ms[j] - time_ms[j - k] <= SEPARATION_MS
         )
         on_top_of[j[same]] = j[same] - k
-    first = np.arange(len(hit))  # the earliest member of each point's stack
+    # A slider's end stays where its slider's shape puts it; what stacks on it comes to it.
+    on_top_of[np.isin(datapoints.kind[hit], list(SLIDER_END_TYPES))] = -1
+    first = np.arange(len(hit))  # the earliest movable member of each point's stack
     for j in np.flatnonzero(on_top_of >= 0):
         first[j] = first[on_top_of[j]]
     out = np.array(position_px, copy=True)

@@ -40,6 +40,7 @@ from pipeline.remap import (  # noqa: E402
     GRID_CHOICES,
     OWN_STYLE_LABEL,
     SEPARATION_PASSES,
+    SLIDER_SHAPES,
     SPACING_PASSES,
     TURN_PASSES,
     StyleRequest,
@@ -131,6 +132,7 @@ class Remapper:
         turn_passes: int = TURN_PASSES,
         grid: str = "auto",
         separation_passes: int = SEPARATION_PASSES,
+        slider_shapes: str = "source",
     ):
         self.model, self.ckpt, self.styles = load_position_model(ckpt)
         self.cfg_scale = cfg_scale
@@ -145,6 +147,7 @@ class Remapper:
             turn_passes=turn_passes,
             grid=grid,
             separation_passes=separation_passes,
+            slider_shapes=slider_shapes,
         )
 
     @classmethod
@@ -161,6 +164,7 @@ class Remapper:
             args.turn_passes,
             args.grid,
             args.separation_passes,
+            args.slider_shapes,
         )
 
     def style(self, style_id: int | None, mapper: str | None) -> int:
@@ -242,9 +246,9 @@ def evaluate(args: argparse.Namespace) -> dict:
         print(_row_line(row), flush=True)
     table = pd.DataFrame(rows, columns=COLUMNS)
     summary = summarize(table, skipped, failures)
-    summary.update(style=label, ckpt=str(args.ckpt), seed=args.seed, sampler=args.sampler,
-                   steps=args.num_sampling_steps, spacing_passes=args.spacing_passes, strength=args.strength,
-                   turn_passes=args.turn_passes, grid=args.grid, separation_passes=args.separation_passes,
+    options = "seed sampler spacing_passes strength turn_passes grid separation_passes slider_shapes".split()
+    summary.update({name: getattr(args, name) for name in options})
+    summary.update(style=label, ckpt=str(args.ckpt), steps=args.num_sampling_steps,
                    cfg_scale=guidance_scale(args.cfg_scale, styled=style != 0))  # fmt: skip
     _write_table(args.output / "evaluation.csv", table)
     write_text_atomic(args.output / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -439,6 +443,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--separation-passes", type=int, default=SEPARATION_PASSES, help="passes keeping non-neighbours apart"
     )
+    p.add_argument("--slider-shapes", choices=SLIDER_SHAPES, default="source", help="as sample.py's")
     p.add_argument("--grid", choices=GRID_CHOICES, default="auto", help="editor grid of the remaps (as sample.py)")
     p.add_argument(
         "--strength", type=strength_value, default=1.0, help="share of the source's layout to rework (as sample.py)"
