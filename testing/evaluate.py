@@ -62,36 +62,12 @@ MAX_TURNING_RATIO = 0.5  # median turning-angle distance / median random-walk di
 MAX_MEDIAN_STAR_ERROR = 0.10
 MIN_STYLE_TURN_DIFFERENCE_RAD = 0.3
 
-COLUMNS = [
-    "source",
-    "output",
-    "objects",
-    "reader",
-    "valid",
-    "slider_reads_output",
-    "rosu_reads_output",
-    "same_object_count",
-    "rhythm_kept",
-    "rhythm_problems",
-    "first_rhythm_problem",
-    "inside_playfield_share",
-    "median_spacing_error_px",
-    "mean_spacing_source_px",
-    "mean_spacing_output_px",
-    "jumps_source",
-    "jumps_output",
-    "turning_w1",
-    "random_walk_w1",
-    "turning_ratio",
-    "mean_turn_source_rad",
-    "mean_turn_output_rad",
-    "stars_source",
-    "stars_output",
-    "star_error",
-    "source_grid_px",
-    "output_on_source_grid",
-    "remap_s",
-]
+COLUMNS = """
+source output objects reader valid slider_reads_output rosu_reads_output same_object_count rhythm_kept
+rhythm_problems first_rhythm_problem inside_playfield_share median_spacing_error_px mean_spacing_source_px
+mean_spacing_output_px jumps_source jumps_output turning_w1 random_walk_w1 turning_ratio mean_turn_source_rad
+mean_turn_output_rad stars_source stars_output star_error source_grid_px output_on_source_grid remap_s
+""".split()
 
 
 # ---------------------------------------------------------------- inputs and remapping
