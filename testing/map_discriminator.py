@@ -168,7 +168,7 @@ def judge(samples: list[tuple[pd.DataFrame, int, str]], columns: list[str] | Non
         # share of the classifier's splits, then the feature's mean in the label-0 and label-1 windows
         "top_features": {
             features[i]: [
-                round(float(importance[i] / importance.sum()), 3),
+                round(float(importance[i] / max(importance.sum(), 1e-12)), 3),
                 *(round(float(v), 3) for v in means[features[i]]),
             ]
             for i in order
