@@ -259,19 +259,35 @@ def separation_of(datapoints: Datapoints, circle_size: float) -> Separation:
                       torch.from_numpy(stacked))  # fmt: skip
 
 
-def remap(beatmap: Beatmap, model, ckpt: dict, style: int, grid: str = "auto", **generate_kwargs) -> list[str]:
+def remap(
+    beatmap: Beatmap,
+    model,
+    ckpt: dict,
+    style: int,
+    grid: str = "auto",
+    separation_passes: int = SEPARATION_PASSES,
+    **generate_kwargs,
+) -> list[str]:
     """The source beatmap with every object placed anew, as .osu texts (one per variant). `grid`: "auto" places
     circles, heads (and anchors, where the source's are) on the editor grid the source uses, if any; "none" keeps
-    the network's positions; a size in px forces that grid."""
+    the network's positions; a size in px forces that grid. With `separation_passes`, the source's stacks are kept
+    while sampling and put on the same pixel after it."""
     datapoints = encode(beatmap)
-    separation = separation_of(datapoints, beatmap.circle_size)
+    separation = separation_of(datapoints, beatmap.circle_size) if separation_passes else None
     variants = generate_positions(
-        model, ckpt, datapoints, style, separation=separation, sliders=slider_groups(beatmap), **generate_kwargs
+        model,
+        ckpt,
+        datapoints,
+        style,
+        separation=separation,
+        separation_passes=separation_passes,
+        sliders=slider_groups(beatmap),
+        **generate_kwargs,
     )
     size, anchors = editor_grid(datapoints) if grid == "auto" else (None if grid == "none" else int(grid), True)
     if size:
         variants = [snap_to_grid(v, datapoints.kind, datapoints.distance, size, anchors) for v in variants]
-    if generate_kwargs.get("separation_passes", SEPARATION_PASSES):
+    if separation is not None:
         variants = [stack_exactly(v, datapoints) for v in variants]
     return [decode(beatmap, positions) for positions in variants]
 
