@@ -39,6 +39,7 @@ from data.errors import BadInputError, refusal_exit  # noqa: E402
 from data.grid import GRID_SIZES_PX, on_grid_share  # noqa: E402
 from data.replay.mods import circle_radius_px  # noqa: E402
 from data.style_features import JUMP_PX, leg_turns  # noqa: E402
+from testing.map_judge import read_pairs  # noqa: E402
 from testing.metrics import random_walk  # noqa: E402
 
 WINDOW = 8  # objects per window, as the judge
@@ -181,11 +182,7 @@ def pairs(real: list[pd.DataFrame], other: list[pd.DataFrame], sets: list[str]) 
 
 
 def run(args: argparse.Namespace) -> dict:
-    try:
-        table = pd.read_csv(args.evaluation)[["source", "output"]]
-    except (OSError, ValueError, KeyError) as err:
-        problem = f"not an evaluation table of testing/evaluate.py ({type(err).__name__})"
-        raise BadInputError(args.evaluation, problem) from None
+    table = read_pairs(args.evaluation)
     rng = np.random.default_rng(args.seed)
     real, remapped, walks, sets, skipped = [], [], [], [], []
     for source, output in zip(table["source"], table["output"], strict=True):

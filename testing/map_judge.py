@@ -8,9 +8,11 @@ import math
 import warnings
 
 import numpy as np
+import pandas as pd
 
 from data.beatmap.curves import end_point
 from data.beatmap.osu_reader import parse_beatmap
+from data.errors import BadInputError
 from data.grid import grid_size, on_grid_share
 from testing import metrics
 from testing.metrics import MapObject
@@ -129,3 +131,12 @@ def judge_pair(source_text: str, source_bytes: bytes, output_text: str, output_b
     # Kept for the plots, dropped before the CSV.
     row["_turns"] = (src_turns, out_turns, walk_turns)
     return row
+
+
+def read_pairs(path) -> pd.DataFrame:
+    """The (source, output) columns of testing/evaluate.py's evaluation.csv, for the judges that read it back."""
+    try:
+        return pd.read_csv(path)[["source", "output"]]
+    except (OSError, ValueError, KeyError) as err:
+        problem = f"not an evaluation table of testing/evaluate.py ({type(err).__name__})"
+        raise BadInputError(path, problem) from None

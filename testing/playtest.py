@@ -26,6 +26,7 @@ from data.errors import BadInputError, refusal_exit  # noqa: E402
 from data.replay.gameplay import judge  # noqa: E402
 from data.replay.mods import apply_mods  # noqa: E402
 from pipeline.play import DEFAULT_REPLAY_CKPT, generate_replay_grid, load_replay_model  # noqa: E402
+from testing.map_judge import read_pairs  # noqa: E402
 
 
 def play_figures(path: str, model, ckpt: dict, seed: int) -> dict:
@@ -38,11 +39,7 @@ def play_figures(path: str, model, ckpt: dict, seed: int) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    try:
-        table = pd.read_csv(args.evaluation)[["source", "output"]]
-    except (OSError, ValueError, KeyError) as err:
-        problem = f"not an evaluation table of testing/evaluate.py ({type(err).__name__})"
-        raise BadInputError(args.evaluation, problem) from None
+    table = read_pairs(args.evaluation)
     model, ckpt, _ = load_replay_model(args.replay_ckpt)
     rows = []
     for source, output in zip(table["source"], table["output"], strict=True):
