@@ -22,7 +22,7 @@ from pathlib import Path
 from data.errors import BadInputError, refusal_exit
 from dit.diffusion import SAMPLERS
 from pipeline.job import Job, run
-from pipeline.play import DEFAULT_REPLAY_CKPT, DEFAULT_REPLAY_TEMPERATURE
+from pipeline.play import DEFAULT_REPLAY_CKPT, DEFAULT_REPLAY_TEMPERATURE, FRAME_TIMINGS
 from pipeline.remap import (
     DEFAULT_CKPT,
     GRID_CHOICES,
@@ -129,6 +129,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=DEFAULT_REPLAY_TEMPERATURE,
         help="replays: scale of the starting noise (below 1: tighter, more accurate play; 1: the full human spread)",
+    )
+    p.add_argument(
+        "--frame-timing",
+        choices=FRAME_TIMINGS,
+        default="human",
+        help="replays: frame times drawn from human replays (as a client records them) or one frame per 60 Hz tick",
     )
     p.add_argument("--preview", type=Path, help="PNG of the new map beside its source (with --replay, the cursor)")
     p.add_argument("--preview-time", type=float, help="song time in ms where the preview opens (default: a busy part)")

@@ -70,6 +70,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=10,
         help="replay task: share of map sets held out for validation (0 trains on every paired replay)",
     )
+    p.add_argument(
+        "--val-sets",
+        type=Path,
+        default=None,
+        help="replay task: file naming the set folders (or maps) held out for validation, one per line; "
+        "replaces --val-percent",
+    )
     p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (AdamW)")
     p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
     p.add_argument("--warmup-steps", type=int, default=200, help="linear LR warmup steps")

@@ -7,6 +7,8 @@ Map cache (all writes atomic):
     maps.csv                  one row per distinct map; written last, so it only names arrays that exist
 Replay cache (`--replays`, in the same folder):
     replays/<replay md5>.npy  one REPLAY_DTYPE array per replay: tick time, cursor, keys, map features
+    replays/<replay md5>.timing.npz  its frame-timing facts (data.replay.frame_timing.measure), stable replays
+                              at normal speed only
     replays.csv               one row per stored replay (player class, mods, pairing, header and judged counts)
     players.json              the PlayerTable (data.tables)
 
@@ -233,3 +235,18 @@ def load_replay_cache(output_dir: str | os.PathLike) -> tuple[list[dict], Player
 def load_replay_array(output_dir: str | os.PathLike, replay_md5: str) -> np.ndarray:
     """The REPLAY_DTYPE array of one stored replay."""
     return np.load(Path(output_dir) / REPLAYS_DIR / f"{replay_md5}.npy", allow_pickle=False)
+
+
+def save_frame_timing(output_dir: str | os.PathLike, replay_md5: str, measured: dict[str, np.ndarray]) -> None:
+    with atomic_path(Path(output_dir) / REPLAYS_DIR / f"{replay_md5}.timing.npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **measured)
+
+
+def load_frame_timing(output_dir: str | os.PathLike, replay_md5: str) -> dict[str, np.ndarray] | None:
+    """What `save_frame_timing` stored for a replay (None when it measured nothing: lazer, DT/HT, short)."""
+    path = Path(output_dir) / REPLAYS_DIR / f"{replay_md5}.timing.npz"
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}

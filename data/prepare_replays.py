@@ -14,8 +14,17 @@ from pathlib import Path
 
 from data.atomic import write_text_atomic
 from data.beatmap.osu_reader import read_beatmap
-from data.cache import PLAYERS_FILE, REPLAY_COLUMNS, REPLAYS_FILE, csv_text, replay_array, save_replay_array
+from data.cache import (
+    PLAYERS_FILE,
+    REPLAY_COLUMNS,
+    REPLAYS_FILE,
+    csv_text,
+    replay_array,
+    save_frame_timing,
+    save_replay_array,
+)
 from data.errors import BadInputError
+from data.replay.frame_timing import measure
 from data.replay.gameplay import judge
 from data.replay.mods import NOT_HUMAN_MODS, PlayBeatmap, apply_mods, mods_to_string
 from data.replay.osr import DEFAULT_STEP_MS, read_replay, to_grid
@@ -96,6 +105,9 @@ def prepare_replays(
         features = map_features(play, grid.time_ms) if play is not None else None
         array = replay_array(grid, features)
         save_replay_array(output, replay_md5, array)
+        timing = measure(record)
+        if timing is not None:
+            save_frame_timing(output, replay_md5, timing)
         judged = judge(play, record) if play is not None else None
         rows.append(
             {

@@ -54,10 +54,25 @@ def active_span(features: np.ndarray) -> tuple[int, int]:
     return int(ticks[0]), int(ticks[-1]) + 1
 
 
-def set_split(map_path: str, val_percent: int = VAL_PERCENT) -> Literal["train", "val"]:
-    """Train or val by the map's set folder (sister difficulties never straddle the split)."""
-    key = Path(map_path).parent.name.encode("utf-8")
-    return "val" if int(hashlib.md5(key).hexdigest(), 16) % 100 < val_percent else "train"
+def set_split(
+    map_path: str, val_percent: int = VAL_PERCENT, val_sets: frozenset[str] | None = None
+) -> Literal["train", "val"]:
+    """Train or val by the map's set folder (sister difficulties never straddle the split): the named set
+    folders when `val_sets` is given, else a hash of the folder name."""
+    folder = Path(map_path).parent.name
+    if val_sets is not None:
+        return "val" if folder in val_sets else "train"
+    return "val" if int(hashlib.md5(folder.encode("utf-8")).hexdigest(), 16) % 100 < val_percent else "train"
+
+
+def read_set_list(path: str | os.PathLike) -> frozenset[str]:
+    """Set folder names, one per line (a map path names its folder; '#' starts a comment)."""
+    names = set()
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.add(Path(line).parent.name if line.lower().endswith(".osu") else Path(line).name)
+    return frozenset(names)
 
 
 def sample_tensors(
@@ -89,6 +104,7 @@ class ReplayWindowDataset(Dataset):
         augment: bool = True,
         seed: int = 0,
         val_percent: int = VAL_PERCENT,
+        val_sets: frozenset[str] | None = None,
         reference: ReferenceKind = DEFAULT_REFERENCE,
     ):
         if seq_len < 1 or stride < 1:
@@ -98,7 +114,7 @@ class ReplayWindowDataset(Dataset):
         # Only paired replays carry a map to condition on; flagged replays never reach the cache.
         rows = [r for r in rows if r["paired"]]
         if split != "all":
-            rows = [r for r in rows if set_split(r["map_path"], val_percent) == split]
+            rows = [r for r in rows if set_split(r["map_path"], val_percent, val_sets) == split]
         self.rows = sorted(rows, key=lambda r: r["replay_md5"])
         self.split, self.seq_len, self.stride, self.reference = split, seq_len, stride, reference
         reference_kind = reference

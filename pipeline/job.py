@@ -66,6 +66,7 @@ class Job:
     replay_ckpt: Path = DEFAULT_REPLAY_CKPT
     list_players: bool = False
     temperature: float = DEFAULT_REPLAY_TEMPERATURE
+    frame_timing: str = "human"
     preview: Path | None = None
     preview_time: float | None = None
     animation: Path | None = None
@@ -101,6 +102,7 @@ def run(job: Job) -> list[Path]:
             "sampler": job.sampler,
             "seed": job.seed,
             "temperature": job.temperature,
+            "frame_timing": job.frame_timing,
             "progress": job.progress,
         }
     if job.replay_only:

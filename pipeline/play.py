@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 
 from data.beatmap.osu_file import Beatmap
 from data.errors import BadInputError
+from data.replay.frame_timing import FrameTiming
 from data.replay.gameplay import judge
 from data.replay.mods import PlayBeatmap, apply_mods, parse_mods
 from data.replay.osr import ReplayGrid, grid_frames, write_replay
@@ -22,6 +24,8 @@ DEFAULT_REPLAY_CKPT = ROOT / "checkpoints" / "replay.pt"
 REPLAY_PLAYER_NAME = "osu-dit"
 # Starting-noise scale: below 1 the deterministic samplers land nearer the most likely play.
 DEFAULT_REPLAY_TEMPERATURE = 0.5
+FrameTimingKind = Literal["human", "grid"]
+FRAME_TIMINGS: tuple[str, ...] = get_args(FrameTimingKind)
 
 
 def load_replay_model(ckpt_path: str | Path = DEFAULT_REPLAY_CKPT):
@@ -106,20 +110,32 @@ def play(
     *,
     output: str | Path | None = None,
     player_name: str = REPLAY_PLAYER_NAME,
+    frame_timing: FrameTimingKind = "human",
     **generate_kwargs,
 ) -> bytes:
     """An osu!stable .osr of the model playing `beatmap` (data.beatmap.osu_file.Beatmap) with `mods`; written to
-    `output` when given. The header names the map's MD5 and carries the judged hit counts, combo and life bar."""
+    `output` when given. The header names the map's MD5 and carries the judged hit counts, combo and life bar.
+
+    `frame_timing` "human" lays the model's grid onto frame times drawn from the human replays the checkpoint
+    was trained on (data.replay.frame_timing); "grid" (and checkpoints without that profile) writes one frame
+    per grid tick."""
+    if frame_timing not in FRAME_TIMINGS:
+        raise ValueError(f"unknown frame timing {frame_timing!r}, expected one of {FRAME_TIMINGS}")
     flags = parse_mods(mods) if isinstance(mods, str) else int(mods)
     modded = apply_mods(beatmap, flags)
     grid = generate_replay_grid(modded, model, ckpt, player, **generate_kwargs)
     seed = int(generate_kwargs.get("seed", 0))
+    profile = ckpt["extra"].get("frame_timing")
+    if frame_timing == "human" and profile:
+        frames = FrameTiming.from_dict(profile).frames(grid, np.random.default_rng(seed))
+    else:
+        frames = grid_frames(grid)
     return write_replay(
         output,
         beatmap_md5=beatmap.md5,
         player=player_name,
         mods=flags,
-        frames=grid_frames(grid),
-        judgement=judge(modded, grid),
+        frames=frames,
+        judgement=judge(modded, frames),
         rng_seed=seed,
     )

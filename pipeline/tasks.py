@@ -8,13 +8,14 @@ from pathlib import Path
 
 import torch
 
-from data.cache import is_map_cache, is_replay_cache
+from data.cache import is_map_cache, is_replay_cache, load_frame_timing, load_replay_cache
 from data.errors import BadInputError
 from data.position_io import POSITION_CENTER, POSITION_SCALE
 from data.prepare import prepare
+from data.replay.frame_timing import FrameTiming
 from data.replay.osr import DEFAULT_STEP_MS
 from data.replay_io import CHANNELS, DEFAULT_REFERENCE, MODEL_FEATURE_NAMES, NUM_MODEL_FEATURES, OFFSET_GAIN
-from data.replay_windows import ReplayWindowDataset
+from data.replay_windows import ReplayWindowDataset, read_set_list
 from data.style_features import JUMP_PX, STYLE_FEATURE_DIM, class_feature_table
 from data.windows import WindowDataset, load_cache
 from dit import diffusion
@@ -140,6 +141,7 @@ class ReplayTask(Task):
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
+        self.frame_timing: FrameTiming | None = None
 
     def datasets(self, accelerator) -> tuple[Path, ReplayWindowDataset, ReplayWindowDataset]:
         args = self.args
@@ -149,17 +151,31 @@ class ReplayTask(Task):
                 cache,
                 "not a replay cache (make one with python -m data.prepare --input SONGS --output DIR --replays DIR)",
             )
-        split = "all" if args.val_percent <= 0 else "train"
+        val_sets = read_set_list(args.val_sets) if args.val_sets else None
+        split = "all" if args.val_percent <= 0 and val_sets is None else "train"
         common = {
             "seq_len": args.seq_len,
             "stride": args.seq_len // 2,
             "seed": args.seed,
             "val_percent": args.val_percent,
+            "val_sets": val_sets,
         }
         train_set = ReplayWindowDataset(cache, split, augment=True, **common)
         val_set = ReplayWindowDataset(cache, "val", augment=False, **common)  # empty when val_percent is 0
         self.players = train_set.players
+        self.frame_timing = self._frame_timing(cache, held_out={r["replay_md5"] for r in val_set.rows})
         return cache, train_set, val_set
+
+    @staticmethod
+    def _frame_timing(cache: Path, held_out: set[str]) -> FrameTiming | None:
+        """Frame timing pooled over every stored replay outside validation, paired or not (None when no
+        replay could be measured: sampling then writes the model's grid as it is)."""
+        rows, _ = load_replay_cache(cache)
+        measured = [load_frame_timing(cache, r["replay_md5"]) for r in rows if r["replay_md5"] not in held_out]
+        try:
+            return FrameTiming.pooled(measured)
+        except ValueError:
+            return None
 
     @property
     def num_classes(self) -> int:
@@ -190,6 +206,7 @@ class ReplayTask(Task):
                 "features": list(MODEL_FEATURE_NAMES),
                 "seq_len": self.args.seq_len,
             },
+            "frame_timing": self.frame_timing.to_dict() if self.frame_timing else None,
             "run": run_config,
         }
 

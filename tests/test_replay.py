@@ -148,7 +148,8 @@ def test_written_replay_reads_back_with_osrparse(tmp_path, replay_paths, maps_by
         )
         assert raw.max_combo == judgement.max_combo
         assert raw.rng_seed == 0 and raw.life_bar_graph
-        assert all(e.time_delta >= 1 for e in raw.replay_data), "no negative or zero-length frames"
+        # Zero deltas stay (stable records them too: ~5% of human frames); none runs backwards.
+        assert all(e.time_delta >= 0 for e in raw.replay_data), "no negative frames"
         back = read_replay(out)
         kept = record.frames.time_ms >= 1  # earlier frames collapse into one at 1 ms
         n = int(kept.sum())

@@ -291,9 +291,8 @@ def write_replay(
     """Encode an osu!stable .osr (mode 0) and write it atomically to `path` (skipped when None); return the bytes.
 
     `frames` are in song time (`grid_frames` converts a grid); the judgement (play time, as
-    `data.replay.gameplay.judge` returns it) gives the hit counts, max combo, score and life bar. Every written frame
-    lasts at least 1 ms: osu! has no negative time without a negative delta, so frames before 1 ms collapse
-    into one frame at 1 ms, and frames that round onto the same millisecond are pushed 1 ms apart. The
+    `data.replay.gameplay.judge` returns it) gives the hit counts, max combo, score and life bar. osu! has no
+    negative time without a negative delta, so frames before 1 ms collapse into one frame at 1 ms. The
     timestamp defaults to the Unix epoch so the same inputs give the same bytes.
     """
     md5 = beatmap_md5.lower()
@@ -343,7 +342,7 @@ def write_replay(
 
 
 def _frames_text(frames: ReplayFrames) -> str:
-    """'delta|x|y|keys,' per frame with every delta >= 1 ms."""
+    """'delta|x|y|keys,' per frame; deltas are whole ms and may be 0 (stable records such frames too)."""
     t = np.round(np.asarray(frames.time_ms, np.float64))
     if not np.all(np.isfinite(t)) or not np.all(np.diff(t) >= 0):
         raise ValueError("frame times must be finite and ascending")
@@ -351,9 +350,6 @@ def _frames_text(frames: ReplayFrames) -> str:
     first = max(int(np.searchsorted(t, 1.0, side="left")) - 1, 0)
     t = t[first:].copy()
     t[0] = max(t[0], 1.0)
-    for i in range(1, len(t)):  # push same-millisecond frames apart so none has zero length
-        if t[i] <= t[i - 1]:
-            t[i] = t[i - 1] + 1
     deltas = np.diff(np.concatenate([[0.0], t])).astype(np.int64)
     xs, ys, keys = frames.x[first:], frames.y[first:], frames.keys[first:]
     rows = zip(deltas, xs, ys, keys, strict=True)

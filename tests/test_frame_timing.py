@@ -1,0 +1,61 @@
+"""Frame timing measured from real stable replays and laid onto a grid: human intervals, repeats, every press kept."""
+
+import numpy as np
+import pytest
+
+from data.beatmap.osu_reader import read_beatmap
+from data.replay.frame_timing import BLOCK, FrameTiming, measure
+from data.replay.gameplay import judge
+from data.replay.mods import apply_mods
+from data.replay.osr import KEY1_BITS, KEY2_BITS, read_replay, to_grid
+from tests.conftest import FIXTURES
+
+REPLAYS = sorted((FIXTURES / "replays").glob("*.osr"))
+
+
+@pytest.fixture(scope="module")
+def timing():
+    return FrameTiming.pooled([measure(read_replay(p)) for p in REPLAYS])
+
+
+def _presses(keys: np.ndarray) -> int:
+    down = [(keys & bits) != 0 for bits in (KEY1_BITS, KEY2_BITS)]
+    return sum(int((d[1:] & ~d[:-1]).sum() + d[0]) for d in down)
+
+
+def test_only_stable_replays_at_normal_speed_are_measured():
+    measured = {p.name: measure(read_replay(p)) is not None for p in REPLAYS}
+    rates = {p.name: read_replay(p).rate for p in REPLAYS}
+    assert measured == {name: rate == 1.0 for name, rate in rates.items()}
+    assert sum(measured.values()) >= 2
+
+
+def test_pooled_timing_is_the_humans(timing):
+    assert timing.runs.shape[1] == BLOCK and len(timing.runs) >= 8
+    median = np.median(timing.runs)
+    assert 14 <= median <= 18, "stable records near 60 frames per second"
+    assert timing.runs.std() > 2, "with jitter, not a fixed clock"
+    assert timing.repeat_probability[0] > 0.9, "a hand at rest repeats its position"
+    assert timing.repeat_probability[-1] < 0.3
+    assert 0 <= timing.key_frame_probability <= 1
+    back = FrameTiming.from_dict(timing.to_dict())
+    assert np.array_equal(back.runs, timing.runs) and back.key_frame_probability == timing.key_frame_probability
+
+
+def test_a_grid_laid_onto_human_timing_keeps_every_press_and_plays_alike(timing, fixture_maps):
+    by_md5 = {read_beatmap(p).md5: p for p in fixture_maps}
+    record = next(r for r in map(read_replay, REPLAYS) if r.beatmap_md5 in by_md5 and r.rate == 1.0)
+    play = apply_mods(read_beatmap(by_md5[record.beatmap_md5]), record.mods)
+    grid = to_grid(record)
+    frames = timing.frames(grid, np.random.default_rng(0))
+    again = timing.frames(grid, np.random.default_rng(0))
+    assert np.array_equal(frames.time_ms, again.time_ms) and np.array_equal(frames.x, again.x)
+    intervals = np.diff(frames.time_ms)
+    assert intervals.min() >= 0 and intervals.std() > 2, "variable intervals, never backwards"
+    repeated = (np.diff(frames.x) == 0) & (np.diff(frames.y) == 0)
+    assert 0.01 < repeated.mean() < 0.6
+    grid_keys = np.where(grid.k1, KEY1_BITS, 0) | np.where(grid.k2, KEY2_BITS, 0)
+    assert _presses(frames.keys) == _presses(grid_keys), "no press is lost or split"
+    on_grid, on_frames = judge(play, grid), judge(play, frames)
+    assert abs(on_frames.count_miss - on_grid.count_miss) <= max(2, 0.01 * len(play.hit_objects))
+    assert abs(on_frames.accuracy - on_grid.accuracy) < 0.02
