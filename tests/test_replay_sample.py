@@ -10,8 +10,8 @@ import torch
 
 import sample
 from data.beatmap.osu_reader import read_beatmap
-from data.replay.gameplay import judge, stacked_positions
 from data.replay.frame_timing import FrameTiming, measure
+from data.replay.gameplay import judge, stacked_positions
 from data.replay.mods import HR, apply_mods
 from data.replay.osr import read_replay
 from data.replay_io import NUM_MODEL_FEATURES
