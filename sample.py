@@ -22,7 +22,7 @@ from pathlib import Path
 from data.errors import BadInputError, refusal_exit
 from dit.diffusion import SAMPLERS
 from pipeline.job import Job, run
-from pipeline.play import DEFAULT_REPLAY_CKPT, DEFAULT_REPLAY_TEMPERATURE, FRAME_TIMINGS
+from pipeline.play import DEFAULT_KEY_TEMPERATURE, DEFAULT_REPLAY_CKPT, DEFAULT_REPLAY_TEMPERATURE, FRAME_TIMINGS
 from pipeline.remap import (
     DEFAULT_CKPT,
     GRID_CHOICES,
@@ -128,7 +128,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--temperature",
         type=float,
         default=DEFAULT_REPLAY_TEMPERATURE,
-        help="replays: scale of the starting noise (below 1: tighter, more accurate play; 1: the full human spread)",
+        help="replays: scale of the cursor's starting noise (below 1: tighter, more exact aim; 1: the full spread "
+        "the model learned)",
+    )
+    p.add_argument(
+        "--key-temperature",
+        type=float,
+        default=DEFAULT_KEY_TEMPERATURE,
+        help="replays: the same for the keys (below 1: steadier hit timing)",
     )
     p.add_argument(
         "--frame-timing",

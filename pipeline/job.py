@@ -14,6 +14,7 @@ from data.errors import BadInputError
 from data.replay.mods import mods_to_string, parse_mods
 from pipeline.outputs import check_outputs, default_output, write_companions, write_remap
 from pipeline.play import (
+    DEFAULT_KEY_TEMPERATURE,
     DEFAULT_REPLAY_CKPT,
     DEFAULT_REPLAY_TEMPERATURE,
     REPLAY_PLAYER_NAME,
@@ -66,6 +67,7 @@ class Job:
     replay_ckpt: Path = DEFAULT_REPLAY_CKPT
     list_players: bool = False
     temperature: float = DEFAULT_REPLAY_TEMPERATURE
+    key_temperature: float = DEFAULT_KEY_TEMPERATURE
     frame_timing: str = "human"
     preview: Path | None = None
     preview_time: float | None = None
@@ -102,6 +104,7 @@ def run(job: Job) -> list[Path]:
             "sampler": job.sampler,
             "seed": job.seed,
             "temperature": job.temperature,
+            "key_temperature": job.key_temperature,
             "frame_timing": job.frame_timing,
             "progress": job.progress,
         }

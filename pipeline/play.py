@@ -22,8 +22,10 @@ from dit.checkpoint import build_model_from_checkpoint, load_checkpoint
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REPLAY_CKPT = ROOT / "checkpoints" / "replay.pt"
 REPLAY_PLAYER_NAME = "osu-dit"
-# Starting-noise scale: below 1 the deterministic samplers land nearer the most likely play.
-DEFAULT_REPLAY_TEMPERATURE = 0.5
+# Starting-noise scales of the cursor and the key channels: below 1 the deterministic samplers land nearer
+# the most likely play. Figures for the choice: docs/measurements.md (replays).
+DEFAULT_REPLAY_TEMPERATURE = 1.0
+DEFAULT_KEY_TEMPERATURE = 0.5
 FrameTimingKind = Literal["human", "grid"]
 FRAME_TIMINGS: tuple[str, ...] = get_args(FrameTimingKind)
 
@@ -70,12 +72,14 @@ def generate_replay_grid(
     sampler: str = "ddim",
     seed: int = 0,
     temperature: float = DEFAULT_REPLAY_TEMPERATURE,
+    key_temperature: float = DEFAULT_KEY_TEMPERATURE,
     progress: bool = True,
 ) -> ReplayGrid:
     """A ReplayGrid (play time) of the model playing a modded map (data.replay.mods.PlayBeatmap), whole map in one pass.
 
-    `temperature` scales the starting noise: below 1 the deterministic samplers land nearer the most likely
-    play (tighter aim, steadier timing), at 1 they draw from the full spread the model learned."""
+    `temperature` scales the starting noise of the cursor channels and `key_temperature` that of the keys:
+    below 1 the deterministic samplers land nearer the most likely play (tighter aim, steadier timing), at 1
+    they draw from the full spread the model learned."""
     step_ms = float(ckpt["extra"]["data_stats"]["step_ms"])
     ticks = replay_ticks(play, step_ms)
     features = map_features(play, ticks)
@@ -90,7 +94,8 @@ def generate_replay_grid(
     device = next(model.parameters()).device
     extra = {k: v.to(device) for k, v in extra.items()}
     generator = torch.Generator().manual_seed(seed)
-    noise = (torch.randn((1, len(ticks), len(CHANNELS)), generator=generator) * temperature).to(device)
+    scale = torch.tensor([temperature, temperature, key_temperature, key_temperature])
+    noise = (torch.randn((1, len(ticks), len(CHANNELS)), generator=generator) * scale).to(device)
     prediction = ckpt["extra"].get("prediction", "v")
     model_fn = diffusion.denoiser(diffusion.guided(model, cfg_scale), prediction=prediction)
     with torch.inference_mode():
@@ -127,7 +132,9 @@ def play(
     seed = int(generate_kwargs.get("seed", 0))
     profile = ckpt["extra"].get("frame_timing")
     if frame_timing == "human" and profile:
-        frames = FrameTiming.from_dict(profile).frames(grid, np.random.default_rng(seed))
+        # Seeded by the map too: one seed over many maps draws many human setups, as many players would.
+        rng = np.random.default_rng([seed, int(beatmap.md5[:8], 16)])
+        frames = FrameTiming.from_dict(profile).frames(grid, rng)
     else:
         frames = grid_frames(grid)
     return write_replay(

@@ -135,10 +135,16 @@ def random_walk_map(beatmap: Beatmap, rng: np.random.Generator) -> Beatmap:
     return parse_beatmap(decode(beatmap, walk).encode("utf-8"))
 
 
-def judge(samples: list[tuple[pd.DataFrame, int, str]], columns: list[str] | None = None, seed: int = 0) -> dict:
+def judge(
+    samples: list[tuple[pd.DataFrame, int, str]],
+    columns: list[str] | None = None,
+    seed: int = 0,
+    balanced: bool = False,
+) -> dict:
     """Out-of-fold scores of a classifier telling label-1 windows from label-0 ones; `samples` are (windows of
     one map, label, group), and a group (a map set: sister difficulties are near-duplicates) never straddles
-    training and test."""
+    training and test. `balanced` weighs each class equally in every training fold: without it, leaving out
+    whole groups of one label tilts the prior against that label and a judge of few groups scores below 0.5."""
     data = pd.concat([f.assign(label=label, group=group) for f, label, group in samples if len(f)], ignore_index=True)
     features = columns or [c for c in data.columns if c not in ("label", "group")]
     x, y = data[features].fillna(-1.0).to_numpy(), data["label"].to_numpy()
@@ -147,7 +153,12 @@ def judge(samples: list[tuple[pd.DataFrame, int, str]], columns: list[str] | Non
     importance = np.zeros(len(features))
     folds = GroupKFold(n_splits=min(FOLDS, len(set(groups))))
     for train, test in folds.split(x, y, groups):
-        model = GradientBoostingClassifier(n_estimators=150, max_depth=3, random_state=seed).fit(x[train], y[train])
+        weight = None
+        if balanced:
+            counts = np.bincount(y[train], minlength=2).astype(np.float64)
+            weight = (len(train) / (2 * np.maximum(counts, 1)))[y[train]]
+        model = GradientBoostingClassifier(n_estimators=150, max_depth=3, random_state=seed)
+        model.fit(x[train], y[train], sample_weight=weight)
         proba[test] = model.predict_proba(x[test])[:, 1]
         with warnings.catch_warnings():  # a model that found no split has no importances (0 / 0)
             warnings.simplefilter("ignore", RuntimeWarning)

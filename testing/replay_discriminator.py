@@ -11,8 +11,8 @@ frames at key events), motion (speed, rest, acceleration, tremor, how far paths 
 between objects), aim at the press (offset from the object's centre, along and across the approach), timing
 (hit error), keys (hold time, alternation, presses per object). A gradient-boosted classifier is scored with
 folds grouped by map set: window accuracy and AUC, replay-level AUC, the most telling features, and the same
-on the cursor alone (no frame timing, no keys). Controls: human against human with the map sets split by a
-seeded draw (~0.5) and a human cursor smoothed with a Gaussian (~1).
+on the cursor alone (no frame timing, no keys). Controls: human against human, every paired human play under
+--human with the map sets split by a seeded draw (~0.5), and the humans' cursor smoothed with a Gaussian (~1).
 """
 
 from __future__ import annotations
@@ -127,6 +127,14 @@ def window_features(play: PlayBeatmap, frames: ReplayFrames) -> pd.DataFrame:
         row["ft_max"] = float(dt.max())
         row["ft_short_share"] = float((dt < 8).mean())
         row["repeat_share"] = float((moved == 0).mean())
+        # Screen pixels: a mouse cursor's steps are whole multiples of one quantum (see frame_timing.lattice).
+        steps = np.abs(np.concatenate([np.diff(x[fi]), np.diff(y[fi])]))
+        steps = steps[steps > 0.005]
+        if len(steps) >= 5:
+            quantum = max(float(steps.min()), 0.005)
+            ratio = steps / quantum
+            row["step_min_px"] = quantum
+            row["step_lattice_share"] = float((np.abs(ratio - np.round(ratio)) * quantum < 0.01).mean())
         row["key_frame_short_share"] = float(((dt < 8) & key_change[fi[1:]]).sum() / max(key_change[fi].sum(), 1))
 
         gi = slice(int((w0 - grid[0]) / UNIFORM_MS), int((w1 - grid[0]) / UNIFORM_MS))
@@ -211,7 +219,7 @@ def _replays(items: list[Path]) -> list[Path]:
 
 def run(args: argparse.Namespace) -> dict:
     maps = maps_by_md5(args.songs)
-    generated, human, skipped = [], [], []
+    generated, human, others, skipped = [], [], [], []
     for path in _replays(args.generated):
         try:
             record = read_replay(path)
@@ -231,11 +239,13 @@ def run(args: argparse.Namespace) -> dict:
             continue
         if record.beatmap_md5 in wanted:
             human.append((path, record))
+        elif record.beatmap_md5 in maps:
+            others.append((path, record))
     if not generated or not human:
         raise BadInputError(args.generated[0], "needs generated replays and human replays of the same maps")
     plays: dict = {}
-    samples = {"generated": [], "human": [], "smoothed": []}
-    for side, items in (("generated", generated), ("human", human)):
+    samples = {"generated": [], "human": [], "smoothed": [], "other_human": []}
+    for side, items in (("generated", generated), ("human", human), ("other_human", others)):
         for _, record in items:
             osu = maps[record.beatmap_md5]
             play = _play_of(record, osu, plays)
@@ -252,14 +262,21 @@ def run(args: argparse.Namespace) -> dict:
         return [(f, 0, g) for f, g in samples["human"]] + [(f, 1, g) for f, g in samples[other]]
 
     groups = sorted({g for _, g in samples["human"]})
-    side = {g: int(rng.integers(2)) for g in groups}
+    # Human against human over every paired human play (few groups would tilt a grouped judge below 0.5).
+    every_human = samples["human"] + samples["other_human"]
+    side = {g: int(rng.integers(2)) for g in sorted({g for _, g in every_human})}
     summary = {
-        "generated_vs_human": judge(labelled("generated"), seed=args.seed),
-        "generated_vs_human_without_frame_timing": judge(labelled("generated"), no_timing, args.seed),
-        "generated_vs_human_cursor_only": judge(labelled("generated"), cursor_only, args.seed),
-        "control_human_vs_human": judge([(f, side[g], g) for f, g in samples["human"]], seed=args.seed),
-        "control_smoothed_human_vs_human": judge(labelled("smoothed"), seed=args.seed),
-        "replays": {"generated": len(generated), "human": len(human), "map_sets": len(groups)},
+        "generated_vs_human": judge(labelled("generated"), seed=args.seed, balanced=True),
+        "generated_vs_human_without_frame_timing": judge(labelled("generated"), no_timing, args.seed, balanced=True),
+        "generated_vs_human_cursor_only": judge(labelled("generated"), cursor_only, args.seed, balanced=True),
+        "control_human_vs_human": judge([(f, side[g], g) for f, g in every_human], seed=args.seed, balanced=True),
+        "control_smoothed_human_vs_human": judge(labelled("smoothed"), seed=args.seed, balanced=True),
+        "replays": {
+            "generated": len(generated),
+            "human": len(human),
+            "map_sets": len(groups),
+            "other_human": len(others),
+        },
         "means": {
             name: pd.concat([f for f, _ in items], ignore_index=True).median(numeric_only=True).round(4).to_dict()
             for name, items in samples.items()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from data.beatmap.osu_reader import read_beatmap
-from data.replay.frame_timing import BLOCK, FrameTiming, measure
+from data.replay.frame_timing import BLOCK, FrameTiming, lattice, measure, repeat_cells
 from data.replay.gameplay import judge
 from data.replay.mods import apply_mods
 from data.replay.osr import KEY1_BITS, KEY2_BITS, read_replay, to_grid
@@ -35,11 +35,13 @@ def test_pooled_timing_is_the_humans(timing):
     median = np.median(timing.runs)
     assert 14 <= median <= 18, "stable records near 60 frames per second"
     assert timing.runs.std() > 2, "with jitter, not a fixed clock"
-    assert timing.repeat_probability[0] > 0.9, "a hand at rest repeats its position"
-    assert timing.repeat_probability[-1] < 0.3
+    rest, fast = (repeat_cells(np.array([speed]), np.array([16.0]))[0] for speed in (0.0, 3.0))
+    assert (timing.repeat_probability[:, rest] > 0.9).all(), "a hand at rest repeats its position"
+    assert (timing.repeat_probability[:, fast] < 0.3).all()
     assert 0 <= timing.key_frame_probability <= 1
     back = FrameTiming.from_dict(timing.to_dict())
     assert np.array_equal(back.runs, timing.runs) and back.key_frame_probability == timing.key_frame_probability
+    assert np.allclose(back.repeat_probability, timing.repeat_probability, atol=1e-4)
 
 
 def test_a_grid_laid_onto_human_timing_keeps_every_press_and_plays_alike(timing, fixture_maps):
@@ -59,3 +61,20 @@ def test_a_grid_laid_onto_human_timing_keeps_every_press_and_plays_alike(timing,
     on_grid, on_frames = judge(play, grid), judge(play, frames)
     assert abs(on_frames.count_miss - on_grid.count_miss) <= max(2, 0.01 * len(play.hit_objects))
     assert abs(on_frames.accuracy - on_grid.accuracy) < 0.02
+
+
+def test_a_mouse_cursor_sits_on_screen_pixels_and_generated_frames_take_one_setups_lattice(timing, fixture_maps):
+    quanta = [lattice(r.frames.x.astype(float), r.frames.y.astype(float))[0] for r in map(read_replay, REPLAYS)]
+    assert any(0.3 < q < 0.7 for q in quanta), "a mouse at a common resolution: 0.44 px at 1080p, 0.53 at 720p"
+    grid = to_grid(read_replay(REPLAYS[0]))
+    checked = 0
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        setup = int(np.random.default_rng(seed).integers(len(timing.repeat_probability)))
+        quantum, ox, oy = timing.lattice[setup]
+        frames = timing.frames(grid, rng)
+        if quantum > 0:
+            steps = (frames.x.astype(np.float64) - ox) / quantum
+            assert np.abs(steps - np.round(steps)).max() < 0.01
+            checked += 1
+    assert checked, "some seed drew a mouse setup"

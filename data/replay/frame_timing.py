@@ -2,11 +2,12 @@
 
 The replay model works on a fixed 60 Hz grid; a client does not. Human stable replays have whole-millisecond
 frame intervals that jitter around 16-17 ms with bursts of short ones, extra frames when a key changes, and the
-same position repeated when the mouse reported nothing new (almost always at rest, a few percent in motion).
+same position repeated when the mouse reported nothing new (almost always at rest, a few percent in motion),
+and positions on the screen's pixels (a lattice in osu! coordinates).
 `measure` takes those facts from one replay; `FrameTiming` pools them over a training set and, in `frames`,
 lays a generated grid onto sampled frame times: runs of human intervals drawn whole (block bootstrap, so their
 rhythm and lag bursts survive), a frame added at a key change as often as humans get one, and positions held
-where a human's would have been, by cursor speed.
+where a human's would have been, by cursor speed, and every position snapped onto that human's pixel lattice.
 """
 
 from __future__ import annotations
@@ -17,12 +18,17 @@ import numpy as np
 
 from data.replay.osr import KEY1_BITS, KEY2_BITS, ReplayFrames, ReplayGrid, ReplayRecord
 
-# Speed bins (px/ms, over the two neighbouring frames) of the repeated-position table.
+# Repeated-position tables: by cursor speed (px/ms, over the two neighbouring frames) and by the interval that
+# led to the frame (ms): a frame right after another (a key change) mostly repeats, whatever the speed.
 SPEED_EDGES = (0.0, 0.001, 0.05, 0.2, 0.5, 1.0, 2.0)
-MAX_INTERVAL_MS = 60  # runs with a longer interval (pauses, lag spikes) are not drawn
+INTERVAL_EDGES = (0.0, 3.0, 10.0)
+MAX_INTERVAL_MS = 100  # runs with a longer interval (a paused game) are not drawn
 BLOCK = 64  # intervals per drawn run
 SHORT_MS = 8.0  # an interval this short before a key change is the client's extra frame
 RUNS_PER_REPLAY = 8  # runs kept from each replay, spread evenly over it
+PRIOR_FRAMES = 50.0  # a replay's repeat table leans on the pooled one as if the pool had shown this many frames
+LATTICE_TOLERANCE = 0.01  # px: a coordinate step within this of a multiple of the quantum is on the lattice
+LATTICE_SHARE = 0.9  # a replay is on a lattice when this share of its small steps are
 LAZER_GAME_VERSION = 30000000  # lazer records differently; only stable replays are measured
 
 
@@ -35,44 +41,73 @@ def measure(record: ReplayRecord) -> dict[str, np.ndarray] | None:
     x, y = frames.x.astype(np.float64), frames.y.astype(np.float64)
     dt = np.diff(t)
     starts = np.linspace(0, len(dt) - BLOCK, RUNS_PER_REPLAY).astype(int)
-    moved = np.hypot(np.diff(x), np.diff(y))
+    repeated = np.hypot(np.diff(x), np.diff(y))[:-1] == 0  # frame i + 1 repeats frame i
     speed = np.hypot(x[2:] - x[:-2], y[2:] - y[:-2]) / np.maximum(t[2:] - t[:-2], 1.0)
-    repeated = moved[:-1] == 0
-    bins = np.digitize(speed, SPEED_EDGES[1:])
+    cell = repeat_cells(speed, dt[:-1])
+    size = len(SPEED_EDGES) * len(INTERVAL_EDGES)
     keys = frames.keys & (KEY1_BITS | KEY2_BITS)
     key_change = np.diff(keys) != 0
+    quantum, offset = lattice(x, y)
     return {
+        "lattice": np.array([quantum, *offset]),
         "intervals": np.concatenate([dt[s : s + BLOCK] for s in starts]).round().clip(0, 255).astype(np.uint8),
-        "repeats": np.bincount(bins, weights=repeated, minlength=len(SPEED_EDGES)),
-        "frames": np.bincount(bins, minlength=len(SPEED_EDGES)).astype(np.float64),
+        "repeats": np.bincount(cell, weights=repeated, minlength=size),
+        "frames": np.bincount(cell, minlength=size).astype(np.float64),
         "key_short": np.array([(dt[key_change] < SHORT_MS).sum(), key_change.sum()], np.float64),
         "other_short": np.array([(dt[~key_change] < SHORT_MS).sum(), (~key_change).sum()], np.float64),
     }
 
 
+def lattice(x: np.ndarray, y: np.ndarray) -> tuple[float, tuple[float, float]]:
+    """(quantum, (x offset, y offset)): a mouse cursor sits on screen pixels, so its osu! coordinates are
+    offset + k * quantum (0.444 px at 1080p, 0.625 at 768p...). Quantum 0 when no lattice shows."""
+    steps = np.abs(np.concatenate([np.diff(x), np.diff(y)]))
+    small = steps[(steps > LATTICE_TOLERANCE) & (steps < 3.0)]
+    if len(small) < 20:
+        return 0.0, (0.0, 0.0)
+    quantum = float(np.percentile(small, 2))
+    ratio = small / quantum
+    if np.mean(np.abs(ratio - np.round(ratio)) * quantum < LATTICE_TOLERANCE) < LATTICE_SHARE:
+        return 0.0, (0.0, 0.0)
+    return quantum, (float(np.median(np.mod(x, quantum))), float(np.median(np.mod(y, quantum))))
+
+
+def repeat_cells(speed: np.ndarray, interval: np.ndarray) -> np.ndarray:
+    """Flat index of each frame's (speed bin, interval bin) in the repeat tables."""
+    return np.digitize(speed, SPEED_EDGES[1:]) * len(INTERVAL_EDGES) + np.digitize(interval, INTERVAL_EDGES[1:])
+
+
 @dataclass(frozen=True)
 class FrameTiming:
-    """Pooled human frame timing: runs of intervals, repeat probability by speed, extra frames at key changes."""
+    """Human frame timing, one setup per measured replay (clients and mice differ: a generated replay takes
+    one replay's runs of intervals and its repeat table), with extra frames at key changes as often as the
+    pool shows."""
 
     runs: np.ndarray  # uint8 [R, BLOCK], ms of play time
-    repeat_probability: np.ndarray  # float [len(SPEED_EDGES)]
+    run_replay: np.ndarray  # int [R]: which measured replay each run came from
+    repeat_probability: np.ndarray  # float [D, speed bins x interval bins], one row per measured replay
     key_frame_probability: float
+    lattice: np.ndarray  # float [D, 3]: each replay's coordinate quantum (0: none) and x, y offsets
 
     @classmethod
-    def pooled(cls, measurements: list[dict[str, np.ndarray]]) -> FrameTiming:
+    def pooled(cls, measurements: list[dict[str, np.ndarray] | None]) -> FrameTiming:
         measurements = [m for m in measurements if m is not None]
         if not measurements:
             raise ValueError("no stable human replay at normal speed to measure frame timing from")
-        runs = []
+        runs, owners, kept = [], [], []
         for m in measurements:
-            intervals = m["intervals"]
-            for start in range(0, len(intervals) - BLOCK + 1, BLOCK):
-                run = intervals[start : start + BLOCK]
-                if run.max() <= MAX_INTERVAL_MS and run.sum() > 0:
-                    runs.append(run)
-        repeats = sum(m["repeats"] for m in measurements)
-        frames = sum(m["frames"] for m in measurements)
-        key_short, other_short = (sum(m[k] for m in measurements) for k in ("key_short", "other_short"))
+            mine = [run for run in m["intervals"].reshape(-1, BLOCK) if run.max() <= MAX_INTERVAL_MS and run.sum() > 0]
+            if mine:
+                runs.extend(mine)
+                owners.extend([len(kept)] * len(mine))
+                kept.append(m)
+        if not kept:
+            raise ValueError("no run of human frame intervals without a pause to draw from")
+        repeats = np.stack([m["repeats"] for m in kept])
+        frames = np.stack([m["frames"] for m in kept])
+        pool = repeats.sum(0) / np.maximum(frames.sum(0), 1.0)
+        table = (repeats + PRIOR_FRAMES * pool) / (frames + PRIOR_FRAMES)
+        key_short, other_short = (sum(m[k] for m in kept) for k in ("key_short", "other_short"))
         key_rate = key_short[0] / max(key_short[1], 1.0)
         other_rate = other_short[0] / max(other_short[1], 1.0)
         runs = np.array(runs, np.uint8).reshape(-1, BLOCK)
@@ -80,30 +115,35 @@ class FrameTiming:
         # A frame added at a uniform time follows a short interval with chance SHORT_MS / mean interval.
         added_short = min(SHORT_MS / max(float(runs.mean()), SHORT_MS), 1.0)
         extra = np.clip((key_rate - other_rate) / max(added_short - other_rate, 1e-9), 0.0, 1.0)
-        return cls(runs, repeats / np.maximum(frames, 1.0), float(extra))
+        return cls(runs, np.array(owners, np.int64), table, float(extra), np.stack([m["lattice"] for m in kept]))
 
     def to_dict(self) -> dict:
         return {
             "runs": self.runs.tolist(),
-            "repeat_probability": [float(p) for p in self.repeat_probability],
+            "run_replay": self.run_replay.tolist(),
+            "repeat_probability": np.round(self.repeat_probability, 4).tolist(),
             "speed_edges": list(SPEED_EDGES),
+            "interval_edges": list(INTERVAL_EDGES),
             "key_frame_probability": self.key_frame_probability,
+            "lattice": np.round(self.lattice, 4).tolist(),
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> FrameTiming:
         return cls(
             np.array(d["runs"], np.uint8).reshape(-1, BLOCK),
+            np.array(d["run_replay"], np.int64),
             np.array(d["repeat_probability"], np.float64),
             float(d["key_frame_probability"]),
+            np.array(d["lattice"], np.float64).reshape(-1, 3),
         )
 
-    def frame_times(self, start_ms: float, end_ms: float, rng: np.random.Generator) -> np.ndarray:
-        """Play times from `start_ms` past `end_ms`, stepping by whole human runs of intervals."""
+    def frame_times(self, start_ms: float, end_ms: float, runs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Play times from `start_ms` past `end_ms`, stepping by whole runs of intervals drawn from `runs`."""
         times = [np.array([start_ms])]
         now = start_ms
         while now <= end_ms:
-            run = self.runs[rng.integers(len(self.runs))].astype(np.float64)
+            run = runs[rng.integers(len(runs))].astype(np.float64)
             steps = now + np.cumsum(run)
             times.append(steps)
             now = steps[-1]
@@ -112,43 +152,56 @@ class FrameTiming:
     def frames(self, grid: ReplayGrid, rng: np.random.Generator) -> ReplayFrames:
         """The grid's cursor and keys at human frame times, in song time (what an .osr stores).
 
-        Each key change moves from its tick to a uniform time within that tick (the grid only knows the tick),
-        gets a frame of its own with `key_frame_probability` (otherwise the next frame carries it), and a
-        press no frame would see gets one. Positions are the grid's, interpolated, except where a human's would
-        have repeated (drawn by the speed there)."""
+        One measured replay's setup is drawn (its runs of intervals, its repeat table, its pixel lattice).
+        Each key change moves from its tick to a uniform time within that tick (the grid only knows the tick)
+        and gets a frame of its own with `key_frame_probability`; otherwise it moves to the nearest frame. A
+        hold no frame would see gets one. Positions are the grid's, interpolated, except where that replay's
+        hand would have repeated its position (drawn by speed and by the interval before the frame), and sit on
+        its pixel lattice."""
         step = grid.step_ms
         t_grid = np.asarray(grid.time_ms, np.float64)
-        holds = []  # (press, release) play times of every hold of each key
-        for key, down in ((KEY1_BITS, grid.k1), (KEY2_BITS, grid.k2)):
+        setup = int(rng.integers(len(self.repeat_probability)))
+        times = self.frame_times(round(t_grid[0]), t_grid[-1], self.runs[self.run_replay == setup], rng)
+        times = times[times <= t_grid[-1]]
+        holds, extra = [], []  # holds: (key bits, press, release) in whole ms of play time
+        for bits, down in ((KEY1_BITS, grid.k1), (KEY2_BITS, grid.k2)):
             edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(down, np.int8), [0]])))
             for p, r in zip(edges[0::2], edges[1::2], strict=True):
-                press = t_grid[p] + rng.uniform(-0.5, 0.5) * step
-                release = (t_grid[r] if r < len(t_grid) else t_grid[-1] + step) + rng.uniform(-0.5, 0.5) * step
-                holds.append((key, press, max(release, press + 1.0)))
-        times = self.frame_times(t_grid[0], t_grid[-1], rng)
-        times = times[times <= t_grid[-1]]
-        extra = []
-        for _, press, release in holds:
-            for edge in (press, release):
-                if rng.random() < self.key_frame_probability:
-                    extra.append(edge)
-            if not np.any((times >= press) & (times < release)):
-                extra.append(press)
+                release_tick = t_grid[r] if r < len(t_grid) else t_grid[-1] + step
+                press, release = (
+                    self._place(t + rng.uniform(-0.5, 0.5) * step, times, rng, extra) for t in (t_grid[p], release_tick)
+                )
+                if release <= press:  # both edges met one frame: the hold gets its own
+                    press = round(t_grid[p])
+                    extra.append(press)
+                    release = max(release, press + 1)
+                holds.append((bits, press, release))
         # Runs keep their zero intervals (humans have ~5%): equal times stay as separate frames.
-        times = np.sort(np.round(np.concatenate([times, extra])), kind="stable")
+        times = np.sort(np.concatenate([times, extra]), kind="stable")
         keys = np.zeros(len(times), np.int32)
         for bits, press, release in holds:
-            keys[(times >= np.round(press)) & (times < np.round(release))] |= bits
+            keys[(times >= press) & (times < release)] |= bits
         x = np.interp(times, t_grid, grid.x.astype(np.float64))
         y = np.interp(times, t_grid, grid.y.astype(np.float64))
-        # Presses land where the grid put them: its press tick holds the cursor at the press.
         speed = np.zeros(len(times))
         if len(times) > 2:
             speed[1:-1] = np.hypot(x[2:] - x[:-2], y[2:] - y[:-2]) / np.maximum(times[2:] - times[:-2], 1.0)
-        repeat = rng.random(len(times)) < self.repeat_probability[np.digitize(speed, SPEED_EDGES[1:])]
-        changes = np.concatenate([[True], keys[1:] != keys[:-1]])
-        repeat &= ~changes  # a press is where the hand is
+        before = np.diff(times, prepend=times[0] - step)
+        chance = self.repeat_probability[setup][repeat_cells(speed, before)]
+        repeat = rng.random(len(times)) < chance
         repeat[0] = False
         for i in np.flatnonzero(repeat):
             x[i], y[i] = x[i - 1], y[i - 1]
+        quantum, ox, oy = self.lattice[setup]
+        if quantum > 0:  # onto that replay's screen pixels
+            x = ox + quantum * np.round((x - ox) / quantum)
+            y = oy + quantum * np.round((y - oy) / quantum)
         return ReplayFrames(times * grid.rate, x.astype(np.float32), y.astype(np.float32), keys)
+
+    def _place(self, edge: float, times: np.ndarray, rng: np.random.Generator, extra: list) -> float:
+        """Where a key change lands: a frame of its own (appended to `extra`), or the nearest frame."""
+        if rng.random() < self.key_frame_probability:
+            extra.append(round(edge))
+            return round(edge)
+        i = int(np.clip(np.searchsorted(times, edge), 1, len(times) - 1))
+        return float(times[i] if times[i] - edge < edge - times[i - 1] else times[i - 1])
