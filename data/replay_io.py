@@ -71,6 +71,11 @@ TIME_DECAYS_S = (0.03, 0.1, 0.3)
 # a single tick, and dropping it missed its object (Tower of Heaven, 1500-step checkpoint: 86 -> 60 misses);
 # human holds are rarely that short (1.1%), so it is lengthened to two ticks rather than kept as it is.
 MIN_KEY_TICKS = 2
+# A reversal sharper than this (degrees short of straight back) with both steps longer than HAIRPIN_MIN_PX is
+# a sampler artefact (see unhairpin); circleguard's snap test is 10 degrees and 8 px.
+HAIRPIN_DEG = 30.0
+HAIRPIN_MIN_PX = 6.0
+HAIRPIN_PASSES = 4
 ReferenceKind = Literal["linear", "minimum_jerk"]
 REFERENCE_KINDS: tuple[str, ...] = get_args(ReferenceKind)
 DEFAULT_REFERENCE: ReferenceKind = "minimum_jerk"
@@ -285,6 +290,26 @@ def despike(offset: np.ndarray) -> np.ndarray:
         return offset
     padded = np.concatenate([offset[:1], offset, offset[-1:]])
     return np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+
+
+def unhairpin(cursor_px: np.ndarray, passes: int = HAIRPIN_PASSES) -> np.ndarray:
+    """Move the middle of every full-speed reversal (both steps over HAIRPIN_MIN_PX, turning back by more than
+    180 - HAIRPIN_DEG degrees) to the midpoint of its neighbours. A hand cannot reverse within one tick; the
+    sampler sometimes does, over two ticks, where despike's 3-tick median leaves it, and a replay analyser
+    counts it as an aim-correction snap. Returns a copy [T, 2]."""
+    out = np.array(cursor_px, np.float64)
+    for _ in range(passes):
+        ab, bc = out[1:-1] - out[:-2], out[2:] - out[1:-1]
+        lengths = np.linalg.norm(ab, axis=1) * np.linalg.norm(bc, axis=1)
+        cos_turn = np.einsum("ij,ij->i", ab, bc) / np.maximum(lengths, 1e-9)
+        hairpin = (np.minimum(np.linalg.norm(ab, axis=1), np.linalg.norm(bc, axis=1)) > HAIRPIN_MIN_PX) & (
+            cos_turn < -np.cos(np.radians(HAIRPIN_DEG))
+        )
+        if not hairpin.any():
+            break
+        middle = np.flatnonzero(hairpin) + 1
+        out[middle] = (out[middle - 1] + out[middle + 1]) / 2
+    return out
 
 
 def clean_keys(down: np.ndarray, min_ticks: int = MIN_KEY_TICKS) -> np.ndarray:

@@ -14,7 +14,16 @@ from data.replay.frame_timing import FrameTiming
 from data.replay.gameplay import judge
 from data.replay.mods import PlayBeatmap, apply_mods, parse_mods
 from data.replay.osr import ReplayGrid, grid_frames, write_replay
-from data.replay_io import CHANNELS, LEAD_IN_MS, TAIL_MS, decode_targets, map_features, model_features, reference_path
+from data.replay_io import (
+    CHANNELS,
+    LEAD_IN_MS,
+    TAIL_MS,
+    decode_targets,
+    map_features,
+    model_features,
+    reference_path,
+    unhairpin,
+)
 from data.tables import PlayerTable
 from dit import diffusion
 from dit.checkpoint import build_model_from_checkpoint, load_checkpoint
@@ -103,7 +112,8 @@ def generate_replay_grid(
             model_fn, noise, steps, extra_args=extra, disable=not progress, generator=generator
         )
     x, y, k1, k2 = decode_targets(x0[0].float().cpu().numpy(), reference)
-    return ReplayGrid(ticks, x, y, k1, k2, step_ms, play.rate)
+    cursor = unhairpin(np.stack([x, y], axis=1)).astype(np.float32)
+    return ReplayGrid(ticks, cursor[:, 0], cursor[:, 1], k1, k2, step_ms, play.rate)
 
 
 def play(

@@ -17,6 +17,7 @@ from data.replay_io import (
     encode_targets,
     map_features,
     reference_path,
+    unhairpin,
 )
 from data.replay_windows import ReplayWindowDataset
 from dit import diffusion
@@ -72,6 +73,25 @@ def test_targets_round_trip_to_cursor_and_keys(replay_cache):
     for decoded, recorded in ((k1, array["k1"] > 0), (k2, array["k2"] > 0)):
         assert np.array_equal(decoded, clean_keys(recorded))
         assert np.mean(decoded != recorded) < 0.01
+
+
+def test_full_speed_reversals_are_taken_out_and_human_motion_left_alone(replay_cache):
+    rows, _ = load_replay_cache(replay_cache)
+    array = load_replay_array(replay_cache, next(r for r in rows if r["paired"])["replay_md5"])
+    human = np.stack([array["x"], array["y"]], axis=1).astype(np.float64)
+    kept = unhairpin(human)
+    assert np.mean(np.any(kept != human, axis=1)) < 0.01, "a human hand seldom reverses within one tick"
+    # A two-tick out-and-back spike of 40 px in the middle of a steady move.
+    path = np.stack([np.arange(20) * 5.0, np.full(20, 100.0)], axis=1)
+    path[10] += [0, 40]
+    path[11] += [0, 40]
+    fixed = unhairpin(path)
+    steps = np.diff(fixed, axis=0)
+    cos = np.einsum("ij,ij->i", steps[:-1], steps[1:]) / np.maximum(
+        np.linalg.norm(steps[:-1], axis=1) * np.linalg.norm(steps[1:], axis=1), 1e-9
+    )
+    long = np.minimum(np.linalg.norm(steps[:-1], axis=1), np.linalg.norm(steps[1:], axis=1)) > 8
+    assert not np.any(long & (cos < -np.cos(np.radians(10)))), "no circleguard snap is left"
 
 
 def test_one_tick_key_holds_are_lengthened_and_one_tick_gaps_filled():
