@@ -269,7 +269,9 @@ def run(args: argparse.Namespace) -> dict:
         "generated_vs_human": judge(labelled("generated"), seed=args.seed, balanced=True),
         "generated_vs_human_without_frame_timing": judge(labelled("generated"), no_timing, args.seed, balanced=True),
         "generated_vs_human_cursor_only": judge(labelled("generated"), cursor_only, args.seed, balanced=True),
-        "control_human_vs_human": judge([(f, side[g], g) for f, g in every_human], seed=args.seed, balanced=True),
+        "control_human_vs_human": judge([(f, side[g], g) for f, g in every_human], seed=args.seed, balanced=True)
+        if len(set(side.values())) == 2
+        else "needs human plays of at least two map sets on each side",
         "control_smoothed_human_vs_human": judge(labelled("smoothed"), seed=args.seed, balanced=True),
         "replays": {
             "generated": len(generated),
@@ -280,6 +282,7 @@ def run(args: argparse.Namespace) -> dict:
         "means": {
             name: pd.concat([f for f, _ in items], ignore_index=True).median(numeric_only=True).round(4).to_dict()
             for name, items in samples.items()
+            if items
         },
         "skipped": skipped,
     }
