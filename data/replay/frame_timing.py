@@ -153,8 +153,8 @@ class FrameTiming:
         """The grid's cursor and keys at human frame times, in song time (what an .osr stores).
 
         One measured replay's setup is drawn (its runs of intervals, its repeat table, its pixel lattice).
-        Each key change moves from its tick to a uniform time within that tick (the grid only knows the tick)
-        and gets a frame of its own with `key_frame_probability`; otherwise it moves to the nearest frame. A
+        Each key change gets a frame of its own with `key_frame_probability`, at a uniform time within its tick
+        (the grid only knows the tick); otherwise it moves to the nearest frame, where a client would record it. A
         hold no frame would see gets one. Positions are the grid's, interpolated, except where that replay's
         hand would have repeated its position (drawn by speed and by the interval before the frame), and sit on
         its pixel lattice."""
@@ -168,9 +168,7 @@ class FrameTiming:
             edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(down, np.int8), [0]])))
             for p, r in zip(edges[0::2], edges[1::2], strict=True):
                 release_tick = t_grid[r] if r < len(t_grid) else t_grid[-1] + step
-                press, release = (
-                    self._place(t + rng.uniform(-0.5, 0.5) * step, times, rng, extra) for t in (t_grid[p], release_tick)
-                )
+                press, release = (self._place(t, step, times, rng, extra) for t in (t_grid[p], release_tick))
                 if release <= press:  # both edges met one frame: the hold gets its own
                     press = round(t_grid[p])
                     extra.append(press)
@@ -198,10 +196,12 @@ class FrameTiming:
             y = oy + quantum * np.round((y - oy) / quantum)
         return ReplayFrames(times * grid.rate, x.astype(np.float32), y.astype(np.float32), keys)
 
-    def _place(self, edge: float, times: np.ndarray, rng: np.random.Generator, extra: list) -> float:
-        """Where a key change lands: a frame of its own (appended to `extra`), or the nearest frame."""
+    def _place(self, tick: float, step: float, times: np.ndarray, rng: np.random.Generator, extra: list) -> float:
+        """Where a key change at a grid tick lands: a frame of its own at a uniform time within the tick
+        (appended to `extra`), or the nearest frame to the tick."""
         if rng.random() < self.key_frame_probability:
-            extra.append(round(edge))
-            return round(edge)
-        i = int(np.clip(np.searchsorted(times, edge), 1, len(times) - 1))
-        return float(times[i] if times[i] - edge < edge - times[i - 1] else times[i - 1])
+            edge = round(tick + rng.uniform(-0.5, 0.5) * step)
+            extra.append(edge)
+            return edge
+        i = int(np.clip(np.searchsorted(times, tick), 1, len(times) - 1))
+        return float(times[i] if times[i] - tick < tick - times[i - 1] else times[i - 1])
