@@ -144,7 +144,8 @@ def play(
     if frame_timing == "human" and profile:
         # Seeded by the map too: one seed over many maps draws many human setups, as many players would.
         rng = np.random.default_rng([seed, int(beatmap.md5[:8], 16)])
-        frames = FrameTiming.from_dict(profile).frames(grid, rng)
+        name = PlayerTable.from_dict(ckpt["extra"]["players"]).players[player - 1] if player else None
+        frames = FrameTiming.from_dict(profile).frames(grid, rng, player=name)
     else:
         frames = grid_frames(grid)
     return write_replay(

@@ -208,45 +208,39 @@ def _play_of(record: ReplayRecord, osu_path: Path, plays: dict) -> PlayBeatmap:
     return plays[key]
 
 
-def _replays(items: list[Path]) -> list[Path]:
-    paths = []
+def _records(items: list[Path], skipped: list[str]) -> list[ReplayRecord]:
+    """Every readable .osr under the files/folders; the unreadable ones are counted in `skipped`."""
+    records = []
     for item in items:
         if not item.exists():
             raise BadInputError(item, "no such file or folder")
-        paths.extend(sorted(item.rglob("*.osr")) if item.is_dir() else [item])
-    return paths
+        for path in sorted(item.rglob("*.osr")) if item.is_dir() else [item]:
+            try:
+                records.append(read_replay(path))
+            except BadInputError as err:
+                skipped.append(str(err))
+    return records
 
 
 def run(args: argparse.Namespace) -> dict:
     maps = maps_by_md5(args.songs)
-    generated, human, others, skipped = [], [], [], []
-    for path in _replays(args.generated):
-        try:
-            record = read_replay(path)
-        except BadInputError as err:
-            skipped.append(str(err))
-            continue
-        if record.beatmap_md5 not in maps:
-            skipped.append(f"{path}: its map is not under --songs")
-            continue
-        generated.append((path, record))
-    wanted = {r.beatmap_md5 for _, r in generated}
-    for path in _replays(args.human):
-        try:
-            record = read_replay(path)
-        except BadInputError as err:
-            skipped.append(str(err))
-            continue
-        if record.beatmap_md5 in wanted:
-            human.append((path, record))
-        elif record.beatmap_md5 in maps:
-            others.append((path, record))
+    skipped: list[str] = []
+    generated = []
+    for record in _records(args.generated, skipped):
+        if record.beatmap_md5 in maps:
+            generated.append(record)
+        else:
+            skipped.append(f"{record.path}: its map is not under --songs")
+    wanted = {r.beatmap_md5 for r in generated}
+    humans = [r for r in _records(args.human, skipped) if r.beatmap_md5 in maps]
+    human = [r for r in humans if r.beatmap_md5 in wanted]
+    others = [r for r in humans if r.beatmap_md5 not in wanted]
     if not generated or not human:
         raise BadInputError(args.generated[0], "needs generated replays and human replays of the same maps")
     plays: dict = {}
     samples = {"generated": [], "human": [], "smoothed": [], "other_human": []}
     for side, items in (("generated", generated), ("human", human), ("other_human", others)):
-        for _, record in items:
+        for record in items:
             osu = maps[record.beatmap_md5]
             play = _play_of(record, osu, plays)
             group = osu.resolve().parent.name

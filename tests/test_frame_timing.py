@@ -78,3 +78,15 @@ def test_a_mouse_cursor_sits_on_screen_pixels_and_generated_frames_take_one_setu
             assert np.abs(steps - np.round(steps)).max() < 0.01
             checked += 1
     assert checked, "some seed drew a mouse setup"
+
+
+def test_a_named_player_plays_on_their_own_setup(timing):
+    assert set(timing.setup_player) == {"abraker", "yuitora"}
+    own = timing.setup_player.index("abraker")
+    quantum, ox, _ = timing.lattice[own]
+    assert quantum > 0, "abraker's fixture replay is a mouse on screen pixels"
+    grid = to_grid(read_replay(REPLAYS[0]))
+    for seed in range(4):
+        frames = timing.frames(grid, np.random.default_rng(seed), player="AbRaKeR")
+        steps = (frames.x.astype(np.float64) - ox) / quantum
+        assert np.abs(steps - np.round(steps)).max() < 0.01

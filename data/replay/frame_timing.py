@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from data.replay.osr import KEY1_BITS, KEY2_BITS, ReplayFrames, ReplayGrid, ReplayRecord
+from data.tables import name_key
 
 # Repeated-position tables: by cursor speed (px/ms, over the two neighbouring frames) and by the interval that
 # led to the frame (ms): a frame right after another (a key change) mostly repeats, whatever the speed.
@@ -49,6 +50,7 @@ def measure(record: ReplayRecord) -> dict[str, np.ndarray] | None:
     key_change = np.diff(keys) != 0
     quantum, offset = lattice(x, y)
     return {
+        "player": np.array(name_key(record.player)),
         "lattice": np.array([quantum, *offset]),
         "intervals": np.concatenate([dt[s : s + BLOCK] for s in starts]).round().clip(0, 255).astype(np.uint8),
         "repeats": np.bincount(cell, weights=repeated, minlength=size),
@@ -88,6 +90,7 @@ class FrameTiming:
     repeat_probability: np.ndarray  # float [D, speed bins x interval bins], one row per measured replay
     key_frame_probability: float
     lattice: np.ndarray  # float [D, 3]: each replay's coordinate quantum (0: none) and x, y offsets
+    setup_player: tuple[str, ...]  # [D]: who played each measured replay (data.tables.name_key)
 
     @classmethod
     def pooled(cls, measurements: list[dict[str, np.ndarray] | None]) -> FrameTiming:
@@ -115,7 +118,9 @@ class FrameTiming:
         # A frame added at a uniform time follows a short interval with chance SHORT_MS / mean interval.
         added_short = min(SHORT_MS / max(float(runs.mean()), SHORT_MS), 1.0)
         extra = np.clip((key_rate - other_rate) / max(added_short - other_rate, 1e-9), 0.0, 1.0)
-        return cls(runs, np.array(owners, np.int64), table, float(extra), np.stack([m["lattice"] for m in kept]))
+        lattices = np.stack([m["lattice"] for m in kept])
+        players = tuple(str(m["player"]) for m in kept)
+        return cls(runs, np.array(owners, np.int64), table, float(extra), lattices, players)
 
     def to_dict(self) -> dict:
         return {
@@ -126,6 +131,7 @@ class FrameTiming:
             "interval_edges": list(INTERVAL_EDGES),
             "key_frame_probability": self.key_frame_probability,
             "lattice": np.round(self.lattice, 4).tolist(),
+            "setup_player": list(self.setup_player),
         }
 
     @classmethod
@@ -136,6 +142,7 @@ class FrameTiming:
             np.array(d["repeat_probability"], np.float64),
             float(d["key_frame_probability"]),
             np.array(d["lattice"], np.float64).reshape(-1, 3),
+            tuple(d["setup_player"]),
         )
 
     def frame_times(self, start_ms: float, end_ms: float, runs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -149,10 +156,11 @@ class FrameTiming:
             now = steps[-1]
         return np.concatenate(times)
 
-    def frames(self, grid: ReplayGrid, rng: np.random.Generator) -> ReplayFrames:
+    def frames(self, grid: ReplayGrid, rng: np.random.Generator, player: str | None = None) -> ReplayFrames:
         """The grid's cursor and keys at human frame times, in song time (what an .osr stores).
 
-        One measured replay's setup is drawn (its runs of intervals, its repeat table, its pixel lattice).
+        One measured replay's setup is drawn (its runs of intervals, its repeat table, its pixel lattice): one
+        of `player`'s own when the pool has any, else any.
         Each key change gets a frame of its own with `key_frame_probability`, at a uniform time within its tick
         (the grid only knows the tick); otherwise it moves to the nearest frame, where a client would record it. A
         hold no frame would see gets one. Positions are the grid's, interpolated, except where that replay's
@@ -160,7 +168,9 @@ class FrameTiming:
         its pixel lattice."""
         step = grid.step_ms
         t_grid = np.asarray(grid.time_ms, np.float64)
-        setup = int(rng.integers(len(self.repeat_probability)))
+        own = [i for i, name in enumerate(self.setup_player) if player and name == name_key(player)]
+        candidates = own or range(len(self.repeat_probability))
+        setup = int(candidates[rng.integers(len(candidates))])
         times = self.frame_times(round(t_grid[0]), t_grid[-1], self.runs[self.run_replay == setup], rng)
         times = times[times <= t_grid[-1]]
         holds, extra = [], []  # holds: (key bits, press, release) in whole ms of play time
