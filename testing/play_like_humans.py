@@ -20,8 +20,8 @@ sys.path.insert(0, str(ROOT))
 import sample  # noqa: E402
 from data.errors import BadInputError, refusal_exit  # noqa: E402
 from data.replay.mods import mods_to_string  # noqa: E402
-from data.replay.osr import read_replay  # noqa: E402
 from data.replay_windows import read_set_list  # noqa: E402
+from testing.replay_discriminator import read_records  # noqa: E402
 from testing.replay_judge import maps_by_md5  # noqa: E402
 
 PLAYED_MODS = ("HR", "DT", "NC", "HT", "EZ")  # what changes the motion; HD, NF, SD... do not
@@ -31,20 +31,12 @@ def plays(human: list[Path], songs: list[Path], sets: frozenset[str] | None) -> 
     """(human replay, its map, the mods to play) for every human replay of a map under `songs` (and `sets`)."""
     maps = maps_by_md5(songs)
     found = []
-    for item in human:
-        if not item.exists():
-            raise BadInputError(item, "no such file or folder")
-        for path in sorted(item.rglob("*.osr")) if item.is_dir() else [item]:
-            try:
-                record = read_replay(path)
-            except BadInputError:
-                continue
-            osu = maps.get(record.beatmap_md5)
-            if osu is None or (sets is not None and osu.resolve().parent.name not in sets):
-                continue
-            text = mods_to_string(record.mods)
-            mods = "".join(m for m in PLAYED_MODS if m in text)
-            found.append((path, osu, mods))
+    for record in read_records(human, []):
+        osu = maps.get(record.beatmap_md5)
+        if osu is None or (sets is not None and osu.resolve().parent.name not in sets):
+            continue
+        text = mods_to_string(record.mods)
+        found.append((Path(record.path), osu, "".join(m for m in PLAYED_MODS if m in text)))
     return found
 
 

@@ -208,7 +208,7 @@ def _play_of(record: ReplayRecord, osu_path: Path, plays: dict) -> PlayBeatmap:
     return plays[key]
 
 
-def _records(items: list[Path], skipped: list[str]) -> list[ReplayRecord]:
+def read_records(items: list[Path], skipped: list[str]) -> list[ReplayRecord]:
     """Every readable .osr under the files/folders; the unreadable ones are counted in `skipped`."""
     records = []
     for item in items:
@@ -226,13 +226,13 @@ def run(args: argparse.Namespace) -> dict:
     maps = maps_by_md5(args.songs)
     skipped: list[str] = []
     generated = []
-    for record in _records(args.generated, skipped):
+    for record in read_records(args.generated, skipped):
         if record.beatmap_md5 in maps:
             generated.append(record)
         else:
             skipped.append(f"{record.path}: its map is not under --songs")
     wanted = {r.beatmap_md5 for r in generated}
-    humans = [r for r in _records(args.human, skipped) if r.beatmap_md5 in maps]
+    humans = [r for r in read_records(args.human, skipped) if r.beatmap_md5 in maps]
     human = [r for r in humans if r.beatmap_md5 in wanted]
     others = [r for r in humans if r.beatmap_md5 not in wanted]
     if not generated or not human:
