@@ -103,7 +103,7 @@ def generate_replay_grid(
     device = next(model.parameters()).device
     extra = {k: v.to(device) for k, v in extra.items()}
     generator = torch.Generator().manual_seed(seed)
-    scale = torch.tensor([temperature, temperature, key_temperature, key_temperature])
+    scale = torch.tensor([key_temperature if c.startswith("key") else temperature for c in CHANNELS])
     noise = (torch.randn((1, len(ticks), len(CHANNELS)), generator=generator) * scale).to(device)
     prediction = ckpt["extra"].get("prediction", "v")
     model_fn = diffusion.denoiser(diffusion.guided(model, cfg_scale), prediction=prediction)
