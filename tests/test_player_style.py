@@ -1,0 +1,37 @@
+"""The player-style judge: a player's own replays follow the human difference habit by habit, swapped ones do not."""
+
+import json
+import shutil
+
+from data.replay.osr import read_replay
+from testing import player_style
+from tests.conftest import FIXTURES
+
+
+def _folders(tmp_path):
+    """Each fixture player's human replay (of a fixture map) copied into a folder of its own."""
+    folders = {}
+    for path in sorted((FIXTURES / "replays").glob("*.osr")):
+        player = read_replay(path).player
+        if player in ("abraker", "so bad"):
+            folders[player] = tmp_path / player.replace(" ", "_")
+            folders[player].mkdir()
+            shutil.copy(path, folders[player])
+    return folders
+
+
+def _run(tmp_path, a, b, name):
+    argv = ["--human", str(FIXTURES / "replays"), "--songs", str(FIXTURES / "songs")]
+    argv += ["--player", "abraker", str(a), "--player", "so bad", str(b), "--output", str(tmp_path / name)]
+    assert player_style.main(argv) == 0
+    return json.loads((tmp_path / name / "player_style.json").read_text())
+
+
+def test_own_replays_follow_every_habit_and_swapped_ones_none(tmp_path):
+    folders = _folders(tmp_path)
+    own = _run(tmp_path, folders["abraker"], folders["so bad"], "own")
+    differing = [h for h, row in own["habits"].items() if row["human abraker"] != row["human so bad"]]
+    assert len(differing) >= 4, "two players' habits differ"
+    assert own["follows"] == len(differing)
+    swapped = _run(tmp_path, folders["so bad"], folders["abraker"], "swapped")
+    assert swapped["follows"] == 0
