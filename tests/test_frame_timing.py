@@ -90,3 +90,14 @@ def test_a_named_player_plays_on_their_own_setup(timing):
         frames = timing.frames(grid, np.random.default_rng(seed), player="AbRaKeR")
         steps = (frames.x.astype(np.float64) - ox) / quantum
         assert np.abs(steps - np.round(steps)).max() < 0.01
+
+
+def test_presses_take_the_key_the_drawn_player_would(timing):
+    assert (timing.alternation[:, 0] > 0.5).all(), "presses under 120 ms apart alternate"
+    grid = to_grid(read_replay(REPLAYS[0]))
+    single = grid.k1 | grid.k2  # every hold on key 1: the keys are the frame timing's to choose
+    one_key = type(grid)(grid.time_ms, grid.x, grid.y, single, np.zeros_like(single), grid.step_ms, grid.rate)
+    frames = timing.frames(one_key, np.random.default_rng(0))
+    presses = [_presses(frames.keys & bits) for bits in (KEY1_BITS, KEY2_BITS)]
+    assert sum(presses) == _presses(np.where(single, KEY1_BITS, 0)), "no press is lost or merged"
+    assert min(presses) >= 0.1 * sum(presses), "both keys tap"

@@ -28,6 +28,12 @@ BLOCK = 64  # intervals per drawn run
 SHORT_MS = 8.0  # an interval this short before a key change is the client's extra frame
 RUNS_PER_REPLAY = 8  # runs kept from each replay, spread evenly over it
 PRIOR_FRAMES = 50.0  # a replay's repeat table leans on the pooled one as if the pool had shown this many frames
+# Which key a press uses: the share of presses on the other key than the press before, by the gap between them
+# (ms of play time): streams alternate, slow rhythms often do not, and players differ most of all.
+ALTERNATION_GAP_EDGES = (0.0, 120.0, 180.0, 250.0, 400.0)
+PRIOR_PRESSES = 20.0
+CHORD_MS = 20.0  # presses of both keys closer than this are one chord
+MIN_GAP_TICKS = 2  # a key's holds stay this many grid ticks apart (as data.replay_io.clean_keys leaves them)
 LATTICE_TOLERANCE = 0.01  # px: a coordinate step within this of a multiple of the quantum is on the lattice
 LATTICE_SHARE = 0.9  # a replay is on a lattice when this share of its small steps are
 LAZER_GAME_VERSION = 30000000  # lazer records differently; only stable replays are measured
@@ -57,6 +63,26 @@ def measure(record: ReplayRecord) -> dict[str, np.ndarray] | None:
         "frames": np.bincount(cell, minlength=size).astype(np.float64),
         "key_short": np.array([(dt[key_change] < SHORT_MS).sum(), key_change.sum()], np.float64),
         "other_short": np.array([(dt[~key_change] < SHORT_MS).sum(), (~key_change).sum()], np.float64),
+        **_alternation_counts(t, frames.keys),
+    }
+
+
+def _alternation_counts(t: np.ndarray, keys: np.ndarray) -> dict[str, np.ndarray]:
+    """Presses on the other key than the press before, and all press pairs, by the gap between them."""
+    presses = []
+    for number, bits in enumerate((KEY1_BITS, KEY2_BITS)):
+        down = (keys & bits) != 0
+        presses += [(t[i], number) for i in np.flatnonzero(down & ~np.concatenate([[False], down[:-1]]))]
+    presses.sort()
+    times, which = np.array([p[0] for p in presses]), np.array([p[1] for p in presses])
+    gaps = np.diff(times) if len(presses) > 1 else np.array([])
+    other = np.diff(which) != 0 if len(presses) > 1 else np.array([], bool)
+    tap = gaps >= CHORD_MS  # both keys pressed together is a chord, not a choice of key
+    gap_bin, other = np.digitize(gaps[tap], ALTERNATION_GAP_EDGES[1:]), other[tap]
+    size = len(ALTERNATION_GAP_EDGES)
+    return {
+        "alternations": np.bincount(gap_bin, weights=other, minlength=size),
+        "press_pairs": np.bincount(gap_bin, minlength=size).astype(np.float64),
     }
 
 
@@ -90,6 +116,7 @@ class FrameTiming:
     repeat_probability: np.ndarray  # float [D, speed bins x interval bins], one row per measured replay
     key_frame_probability: float
     lattice: np.ndarray  # float [D, 3]: each replay's coordinate quantum (0: none) and x, y offsets
+    alternation: np.ndarray  # float [D, gap bins]: chance a press takes the other key than the press before
     setup_player: tuple[str, ...]  # [D]: who played each measured replay (data.tables.name_key)
 
     @classmethod
@@ -119,8 +146,16 @@ class FrameTiming:
         added_short = min(SHORT_MS / max(float(runs.mean()), SHORT_MS), 1.0)
         extra = np.clip((key_rate - other_rate) / max(added_short - other_rate, 1e-9), 0.0, 1.0)
         lattices = np.stack([m["lattice"] for m in kept])
+        alternations, pairs = (np.stack([m[k] for m in kept]) for k in ("alternations", "press_pairs"))
         players = tuple(str(m["player"]) for m in kept)
-        return cls(runs, np.array(owners, np.int64), table, float(extra), lattices, players)
+        # A replay with few presses leans on its player's other replays, and those on everyone's.
+        everyone = alternations.sum(0) / np.maximum(pairs.sum(0), 1.0)
+        alternation = np.zeros_like(alternations)
+        for name in set(players):
+            mine = np.array([p == name for p in players])
+            player = (alternations[mine].sum(0) + PRIOR_PRESSES * everyone) / (pairs[mine].sum(0) + PRIOR_PRESSES)
+            alternation[mine] = (alternations[mine] + PRIOR_PRESSES * player) / (pairs[mine] + PRIOR_PRESSES)
+        return cls(runs, np.array(owners, np.int64), table, float(extra), lattices, alternation, players)
 
     def to_dict(self) -> dict:
         return {
@@ -131,6 +166,8 @@ class FrameTiming:
             "interval_edges": list(INTERVAL_EDGES),
             "key_frame_probability": self.key_frame_probability,
             "lattice": np.round(self.lattice, 4).tolist(),
+            "alternation": np.round(self.alternation, 4).tolist(),
+            "alternation_gap_edges": list(ALTERNATION_GAP_EDGES),
             "setup_player": list(self.setup_player),
         }
 
@@ -142,6 +179,7 @@ class FrameTiming:
             np.array(d["repeat_probability"], np.float64),
             float(d["key_frame_probability"]),
             np.array(d["lattice"], np.float64).reshape(-1, 3),
+            np.array(d["alternation"], np.float64).reshape(-1, len(ALTERNATION_GAP_EDGES)),
             tuple(d["setup_player"]),
         )
 
@@ -159,8 +197,9 @@ class FrameTiming:
     def frames(self, grid: ReplayGrid, rng: np.random.Generator, player: str | None = None) -> ReplayFrames:
         """The grid's cursor and keys at human frame times, in song time (what an .osr stores).
 
-        One measured replay's setup is drawn (its runs of intervals, its repeat table, its pixel lattice): one
-        of `player`'s own when the pool has any, else any.
+        One measured replay's setup is drawn (its runs of intervals, its repeat table, its pixel lattice, its
+        key alternation): one of `player`'s own when the pool has any, else any. Each press goes to the key
+        that replay's player would use (`_keys_of_holds`).
         Each key change gets a frame of its own with `key_frame_probability`, at a uniform time within its tick
         (the grid only knows the tick); otherwise it moves to the nearest frame, where a client would record it. A
         hold no frame would see gets one. Positions are the grid's, interpolated, except where that replay's
@@ -174,16 +213,14 @@ class FrameTiming:
         times = self.frame_times(round(t_grid[0]), t_grid[-1], self.runs[self.run_replay == setup], rng)
         times = times[times <= t_grid[-1]]
         holds, extra = [], []  # holds: (key bits, press, release) in whole ms of play time
-        for bits, down in ((KEY1_BITS, grid.k1), (KEY2_BITS, grid.k2)):
-            edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(down, np.int8), [0]])))
-            for p, r in zip(edges[0::2], edges[1::2], strict=True):
-                release_tick = t_grid[r] if r < len(t_grid) else t_grid[-1] + step
-                press, release = (self._place(t, step, times, rng, extra) for t in (t_grid[p], release_tick))
-                if release <= press:  # both edges met one frame: the hold gets its own
-                    press = round(t_grid[p])
-                    extra.append(press)
-                    release = max(release, press + 1)
-                holds.append((bits, press, release))
+        for bits, p, r in self._keys_of_holds(grid, setup, rng):
+            release_tick = t_grid[r] if r < len(t_grid) else t_grid[-1] + step
+            press, release = (self._place(t, step, times, rng, extra) for t in (t_grid[p], release_tick))
+            if release <= press:  # both edges met one frame: the hold gets its own
+                press = round(t_grid[p])
+                extra.append(press)
+                release = max(release, press + 1)
+            holds.append((bits, press, release))
         # Runs keep their zero intervals (humans have ~5%): equal times stay as separate frames.
         times = np.sort(np.concatenate([times, extra]), kind="stable")
         keys = np.zeros(len(times), np.int32)
@@ -205,6 +242,30 @@ class FrameTiming:
             x = ox + quantum * np.round((x - ox) / quantum)
             y = oy + quantum * np.round((y - oy) / quantum)
         return ReplayFrames(times * grid.rate, x.astype(np.float32), y.astype(np.float32), keys)
+
+    def _keys_of_holds(self, grid: ReplayGrid, setup: int, rng: np.random.Generator) -> list[tuple[int, int, int]]:
+        """(key bits, press tick, release tick) of every hold of the grid, in press order, each on the key the
+        setup's player would use: the other key than the press before with that replay's chance for the gap,
+        unless that key is still down (or just released), where the other one is taken."""
+        holds = []
+        for number, down in enumerate((grid.k1, grid.k2)):
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(down, np.int8), [0]])))
+            holds += [(int(p), int(r), number) for p, r in zip(edges[0::2], edges[1::2], strict=True)]
+        holds.sort()
+        free_from = [-MIN_GAP_TICKS, -MIN_GAP_TICKS]  # first tick each key may be pressed again
+        out, previous = [], None
+        for p, r, number in holds:
+            key = number
+            if previous is not None:
+                gap_ms = (p - previous[0]) * grid.step_ms
+                chance = self.alternation[setup][np.digitize(gap_ms, ALTERNATION_GAP_EDGES[1:])]
+                key = 1 - previous[1] if rng.random() < chance else previous[1]
+            if free_from[key] > p:
+                key = 1 - key if free_from[1 - key] <= p else number
+            free_from[key] = r + MIN_GAP_TICKS
+            previous = (p, key)
+            out.append(((KEY1_BITS, KEY2_BITS)[key], p, r))
+        return out
 
     def _place(self, tick: float, step: float, times: np.ndarray, rng: np.random.Generator, extra: list) -> float:
         """Where a key change at a grid tick lands: a frame of its own at a uniform time within the tick
