@@ -35,10 +35,11 @@ from data.beatmap.codec import decode, encode  # noqa: E402
 from data.beatmap.curves import hit_object_path  # noqa: E402
 from data.beatmap.osu_file import Beatmap  # noqa: E402
 from data.beatmap.osu_reader import parse_beatmap, read_beatmap  # noqa: E402
-from data.errors import BadInputError, refusal_exit  # noqa: E402
+from data.errors import BadInputError  # noqa: E402
 from data.grid import GRID_SIZES_PX, on_grid_share  # noqa: E402
 from data.replay.mods import circle_radius_px  # noqa: E402
 from data.style_features import JUMP_PX, leg_turns  # noqa: E402
+from testing.cli import main_of  # noqa: E402
 from testing.map_judge import read_pairs  # noqa: E402
 from testing.metrics import random_walk  # noqa: E402
 
@@ -254,13 +255,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        print(report(run(args)))
-    except BadInputError as err:
-        return refusal_exit(err, args.debug)
-    return 0
+main = main_of(parse_args, run, report)
 
 
 if __name__ == "__main__":

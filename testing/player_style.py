@@ -28,9 +28,10 @@ sys.path.insert(0, str(ROOT))
 
 from data.atomic import write_text_atomic  # noqa: E402
 from data.beatmap.osu_reader import read_beatmap  # noqa: E402
-from data.errors import BadInputError, refusal_exit  # noqa: E402
+from data.errors import BadInputError  # noqa: E402
 from data.replay.mods import apply_mods  # noqa: E402
 from data.tables import name_key  # noqa: E402
+from testing.cli import main_of  # noqa: E402
 from testing.replay_discriminator import read_records, window_features  # noqa: E402
 from testing.replay_judge import maps_by_md5  # noqa: E402
 
@@ -116,13 +117,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        print(report(run(args)))
-    except BadInputError as err:
-        return refusal_exit(err, args.debug)
-    return 0
+main = main_of(parse_args, run, report)
 
 
 if __name__ == "__main__":

@@ -22,10 +22,11 @@ sys.path.insert(0, str(ROOT))
 
 from data.atomic import write_text_atomic  # noqa: E402
 from data.beatmap.osu_reader import read_beatmap  # noqa: E402
-from data.errors import BadInputError, refusal_exit  # noqa: E402
+from data.errors import BadInputError  # noqa: E402
 from data.replay.gameplay import judge  # noqa: E402
 from data.replay.mods import apply_mods  # noqa: E402
 from pipeline.play import DEFAULT_REPLAY_CKPT, generate_replay_grid, load_replay_model  # noqa: E402
+from testing.cli import main_of  # noqa: E402
 from testing.map_judge import read_pairs  # noqa: E402
 
 
@@ -79,13 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        print(json.dumps(run(args)))
-    except BadInputError as err:
-        return refusal_exit(err, args.debug)
-    return 0
+main = main_of(parse_args, run, json.dumps)
 
 
 if __name__ == "__main__":
