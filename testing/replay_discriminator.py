@@ -33,7 +33,7 @@ from data.beatmap.osu_reader import read_beatmap  # noqa: E402
 from data.errors import BadInputError  # noqa: E402
 from data.replay.gameplay import stacked_positions  # noqa: E402
 from data.replay.mods import PlayBeatmap, apply_mods  # noqa: E402
-from data.replay.osr import KEY1_BITS, KEY2_BITS, ReplayFrames, ReplayRecord, read_replay  # noqa: E402
+from data.replay.osr import KEY1_BITS, KEY2_BITS, ReplayFrames, ReplayRecord, key_holds, read_replay  # noqa: E402
 from testing.cli import main_of  # noqa: E402
 from testing.map_discriminator import judge  # noqa: E402
 from testing.replay_judge import maps_by_md5  # noqa: E402
@@ -99,8 +99,7 @@ def window_features(play: PlayBeatmap, frames: ReplayFrames) -> pd.DataFrame:
 
     presses = []  # (time, key, hold ms, x, y)
     for key, down in ((1, k1), (2, k2)):
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], down.astype(np.int8), [0]])))
-        for p, r in zip(edges[0::2], edges[1::2], strict=True):
+        for p, r in key_holds(down):
             release = t[r] if r < len(t) else t[-1]
             presses.append((t[p], key, release - t[p], x[p], y[p]))
     presses.sort()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data.replay.osr import KEY1_BITS, KEY2_BITS, ReplayFrames, ReplayGrid, ReplayRecord
+from data.replay.osr import KEY1_BITS, KEY2_BITS, ReplayFrames, ReplayGrid, ReplayRecord, key_holds
 from data.tables import name_key
 
 # Repeated-position tables: by cursor speed (px/ms, over the two neighbouring frames) and by the interval that
@@ -71,8 +71,7 @@ def _alternation_counts(t: np.ndarray, keys: np.ndarray) -> dict[str, np.ndarray
     """Presses on the other key than the press before, and all press pairs, by the gap between them."""
     presses = []
     for number, bits in enumerate((KEY1_BITS, KEY2_BITS)):
-        down = (keys & bits) != 0
-        presses += [(t[i], number) for i in np.flatnonzero(down & ~np.concatenate([[False], down[:-1]]))]
+        presses += [(t[p], number) for p, _ in key_holds((keys & bits) != 0)]
     presses.sort()
     times, which = np.array([p[0] for p in presses]), np.array([p[1] for p in presses])
     gaps = np.diff(times) if len(presses) > 1 else np.array([])
@@ -249,8 +248,7 @@ class FrameTiming:
         unless that key is still down (or just released), where the other one is taken."""
         holds = []
         for number, down in enumerate((grid.k1, grid.k2)):
-            edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(down, np.int8), [0]])))
-            holds += [(int(p), int(r), number) for p, r in zip(edges[0::2], edges[1::2], strict=True)]
+            holds += [(p, r, number) for p, r in key_holds(np.asarray(down, bool))]
         holds.sort()
         free_from = [-MIN_GAP_TICKS, -MIN_GAP_TICKS]  # first tick each key may be pressed again
         out, previous = [], None
