@@ -8,7 +8,8 @@
     python sample.py --list-styles                         # the beatmaps and mappers a checkpoint knows
     python sample.py --beatmap x.osu --replay-only --player yuitora --mods HR --output y.osr   # play it
     python sample.py --beatmap x.osu --replay              # remap, then play the new map (.osu + .osr)
-    python sample.py --list-players                        # the players the replay checkpoint knows
+    python sample.py --beatmap x.osu --replay-only --player-from mine.osr   # play with the habits of any replay
+    python sample.py --list-players                        # the players the replay checkpoint knows, in words
 
 Argument parsing only: the work is pipeline.job.run, which the notebook and the tests call too.
 """
@@ -120,7 +121,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--replay", action="store_true", help="remap, then play each new map: an .osr beside each .osu, naming its MD5"
     )
     mode.add_argument("--replay-only", action="store_true", help="play the given map as it is; --output is the .osr")
-    p.add_argument("--player", help="play like this player (see --list-players; default: no player)")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--player", help="play like this player (see --list-players; default: no player)")
+    who.add_argument(
+        "--player-from",
+        type=Path,
+        metavar="OSR",
+        help="play with the habits of the player of this replay, known to the checkpoint or not (style by example; "
+        "its map is found by MD5 in the replay's folder, or give --player-map)",
+    )
+    p.add_argument("--player-map", type=Path, metavar="OSU", help="the map the --player-from replay was played on")
     p.add_argument("--mods", default="", help="mods of the replay, e.g. HR, DT, HDHR (default: none)")
     p.add_argument("--replay-ckpt", type=Path, default=DEFAULT_REPLAY_CKPT, help="replay-model checkpoint")
     p.add_argument("--list-players", action="store_true", help="print the players the replay checkpoint knows")
@@ -158,6 +168,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--spacing-passes, --turn-passes and --separation-passes must be 0 or more")
     if args.animation and not (args.replay or args.replay_only):
         p.error("--animation plays a replay: add --replay (or --replay-only)")
+    if args.player_map and not args.player_from:
+        p.error("--player-map names the map of a --player-from replay")
     if args.osz and args.replay_only:
         p.error("--osz packs a remapped map; --replay-only writes none")
     return args

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +17,7 @@ from torch.utils.data import Dataset
 
 from data.cache import load_replay_array, load_replay_cache
 from data.position_io import MIRRORS
+from data.replay.habits import NUM_HABITS, median_descriptor, tick_habits, windows_descriptor
 from data.replay_io import (
     CHANNELS,
     DEFAULT_REFERENCE,
@@ -76,16 +78,38 @@ def read_set_list(path: str | os.PathLike) -> frozenset[str]:
 
 
 def sample_tensors(
-    targets: np.ndarray, features: np.ndarray, time_ms: np.ndarray, mask: np.ndarray, player: int
+    targets: np.ndarray,
+    features: np.ndarray,
+    time_ms: np.ndarray,
+    mask: np.ndarray,
+    player: int,
+    player_features: np.ndarray,
 ) -> dict[str, torch.Tensor]:
-    """The dict-of-tensors contract train.py batches: x0, features, time_ms, mask, player."""
+    """The dict-of-tensors contract train.py batches: x0, features, time_ms, mask, player, player_features."""
     return {
         "x0": torch.from_numpy(np.asarray(targets, np.float32)),
         "features": torch.from_numpy(np.asarray(features, np.float32)),
         "time_ms": torch.from_numpy(np.asarray(time_ms, np.float32)),
         "mask": torch.from_numpy(np.asarray(mask, bool)),
         "player": torch.tensor(int(player), dtype=torch.int64),
+        "player_features": torch.from_numpy(np.asarray(player_features, np.float32)),
     }
+
+
+def habit_stats(descriptors: np.ndarray) -> dict[str, list[float]]:
+    """Centre (median) and scale (standard deviation) of raw window descriptors [W, NUM_HABITS], the
+    normalisation `normalize_habits` applies (stored in replay checkpoints)."""
+    center = np.nan_to_num(median_descriptor(descriptors))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a habit no window measured: scale 1
+        scale = np.nan_to_num(np.nanstd(descriptors, axis=0), nan=1.0) if len(descriptors) else np.ones(NUM_HABITS)
+    return {"center": [float(v) for v in center], "scale": [float(v) if v > 0 else 1.0 for v in scale]}
+
+
+def normalize_habits(descriptor: np.ndarray, stats: dict[str, list[float]]) -> np.ndarray:
+    """A raw descriptor [..., NUM_HABITS] as the network reads it: unit scale, an unmeasured habit at 0."""
+    out = (np.asarray(descriptor, np.float64) - stats["center"]) / stats["scale"]
+    return np.nan_to_num(out, nan=0.0).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -106,6 +130,7 @@ class ReplayWindowDataset(Dataset):
         val_percent: int = VAL_PERCENT,
         val_sets: frozenset[str] | None = None,
         reference: ReferenceKind = DEFAULT_REFERENCE,
+        habit_normalization: dict[str, list[float]] | None = None,
     ):
         if seq_len < 1 or stride < 1:
             raise ValueError(f"seq_len and stride must be positive, got {seq_len}, {stride}")
@@ -120,7 +145,7 @@ class ReplayWindowDataset(Dataset):
         reference_kind = reference
         self.augment, self.seed, self.epoch = augment, seed, 0
         self._inputs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        windows = []
+        windows, habits = [], []
         for i, row in enumerate(self.rows):
             array = load_replay_array(self.cache_dir, row["replay_md5"])
             first, last = active_span(array["features"])
@@ -129,8 +154,27 @@ class ReplayWindowDataset(Dataset):
             targets = encode_targets(array["x"], array["y"], array["k1"], array["k2"], reference)
             conditioning = model_features(array["features"], reference)
             self._inputs.append((targets, conditioning, np.asarray(array["time_ms"], np.float64)))
-            windows.extend((i, s) for s in window_starts(len(array), seq_len, stride))
+            starts = window_starts(len(array), seq_len, stride)
+            windows.extend((i, s) for s in starts)
+            ticks = tick_habits(array["time_ms"], array["x"], array["y"], array["k1"], array["k2"], array["features"])
+            habits.append(windows_descriptor(ticks, starts, seq_len))
         self._windows = np.array(windows, np.int64).reshape(-1, 2)
+        # Each window is conditioned on its own play's habits (data.replay.habits), normalised by the training
+        # windows' spread; a player is later asked for by their windows' median (player_descriptors).
+        self.habits = np.concatenate(habits) if habits else np.zeros((0, NUM_HABITS))
+        self.habit_normalization = habit_normalization or habit_stats(self.habits)
+        self._player_features = normalize_habits(self.habits, self.habit_normalization)
+
+    def player_descriptors(self) -> np.ndarray:
+        """[num_classes, NUM_HABITS] normalised: each player's median raw window descriptor (0 for the null
+        class and players without windows here)."""
+        table = np.full((self.num_classes, NUM_HABITS), np.nan)
+        classes = np.array([self.rows[r]["player_class"] for r in self._windows[:, 0]], np.int64)
+        for c in np.unique(classes):
+            table[c] = median_descriptor(self.habits[classes == c])
+        out = normalize_habits(table, self.habit_normalization)
+        out[0] = 0.0
+        return out
 
     @property
     def num_classes(self) -> int:
@@ -164,4 +208,5 @@ class ReplayWindowDataset(Dataset):
             x0[:, 1] *= sy
             features[:, _X_COLUMNS] *= sx
             features[:, _Y_COLUMNS] *= sy
-        return sample_tensors(x0, features, times, mask, self.rows[replay]["player_class"])
+        player = self.rows[replay]["player_class"]
+        return sample_tensors(x0, features, times, mask, player, self._player_features[index])

@@ -5,7 +5,8 @@ every `patch_ticks` consecutive ticks form one token (as DiT patchifies an image
 channels and their per-tick map features. Per-tick features rather than cross-attention to object tokens:
 the features already name the current, next and previous objects at each tick, so conditioning costs one
 linear map per token and needs no second attention or object-to-frame bookkeeping.
-Conditioning c = diffusion time + player class (dropped to the null class for classifier-free guidance).
+Conditioning c = diffusion time + player class + player habits (data.replay.habits; a training window's own,
+a player's median at sampling), dropped together to the null condition for classifier-free guidance.
 """
 
 from __future__ import annotations
@@ -60,7 +61,13 @@ class ReplayDiT(nn.Module):
             h, config.time_min_period_ms, config.time_max_period_ms, config.frequency_embedding_size
         )
         self.t_embedder = TimestepEmbedder(h, config.frequency_embedding_size)
-        self.player_embedder = LabelEmbedder(config.num_classes, h, config.class_dropout_prob)
+        self.player_embedder = LabelEmbedder(
+            config.num_classes,
+            h,
+            config.class_dropout_prob,
+            feature_dim=config.class_feature_dim,
+            label_only_dropout_prob=config.label_only_dropout_prob,
+        )
         self.backbone = DiTBackbone(config)
         self.final_layer = FinalLayer(h, p * config.in_channels)
         initialize_dit_weights(self)
@@ -74,10 +81,12 @@ class ReplayDiT(nn.Module):
         time_ms: Tensor,
         player: Tensor,
         mask: Tensor,
+        player_features: Tensor | None = None,
         force_drop_ids: Tensor | None = None,
     ) -> Tensor:
         """x [B, T, C] noisy channels, t [B] in [0, 1], features [B, T, F], time_ms [B, T], player [B] long
-        (0 = null), mask [B, T] bool (True = real tick) -> network output [B, T, C]."""
+        (0 = null), mask [B, T] bool (True = real tick) -> network output [B, T, C]. player_features [B, H]
+        (models with a class_feature_dim) replace the player class's own habit descriptor."""
         batch, length, channels = x.shape
         p = self.config.patch_ticks
         pad = (-length) % p
@@ -94,10 +103,16 @@ class ReplayDiT(nn.Module):
             + self.feature_embedder(features.reshape(batch, tokens_len, -1))
             + self.time_embedder(token_time)
         )  # [B, N, H]
-        c = self.t_embedder(t) + self.player_embedder(player.long(), self.training, force_drop_ids)  # [B, H]
+        player_c = self.player_embedder(player.long(), self.training, force_drop_ids, player_features)
+        c = self.t_embedder(t) + player_c  # [B, H]
         tokens = self.backbone(tokens, c, token_mask)
         out = self.final_layer(tokens, c).reshape(batch, tokens_len * p, channels)
         return out[:, :length]
+
+    def class_descriptor(self, player: int) -> Tensor | None:
+        """The habit descriptor this model reads for a player class (None when it reads none)."""
+        table = getattr(self.player_embedder, "class_features", None)
+        return None if table is None else table[player]
 
 
 register_model(MODEL_NAME, ReplayDiT, ReplayDiTConfig)

@@ -18,9 +18,11 @@ from pipeline.play import (
     DEFAULT_REPLAY_CKPT,
     DEFAULT_REPLAY_TEMPERATURE,
     REPLAY_PLAYER_NAME,
+    choose_player,
+    describe_players,
     load_replay_model,
     play,
-    resolve_player,
+    player_features,
 )
 from pipeline.remap import (
     DEFAULT_CKPT,
@@ -63,6 +65,8 @@ class Job:
     replay: bool = False
     replay_only: bool = False
     player: str | None = None
+    player_from: Path | None = None
+    player_map: Path | None = None
     mods: str = ""
     replay_ckpt: Path = DEFAULT_REPLAY_CKPT
     list_players: bool = False
@@ -91,14 +95,15 @@ def run(job: Job) -> list[Path]:
         replay_model, replay_ckpt, players = load_replay_model(job.replay_ckpt)
         replay_model.to(device)
         if job.list_players:
-            for index, name in enumerate(players.players, start=1):
-                print(f"{index}\t{name}")
+            print(describe_players(replay_model, replay_ckpt, players))
             return []
-        player = resolve_player(players, job.player)
+        seq_len = int(replay_ckpt["extra"]["data_stats"]["seq_len"])
+        choice = choose_player(players, job.player, job.player_from, job.player_map, seq_len)
         play_kwargs = {
-            "player": player,
+            "player": choice.index,
+            "player_features": player_features(replay_model, replay_ckpt, choice),
             "mods": mods,
-            "player_name": REPLAY_PLAYER_NAME if player == 0 else f"{REPLAY_PLAYER_NAME} {players.players[player - 1]}",
+            "player_name": " ".join(filter(None, [REPLAY_PLAYER_NAME, choice.label])),
             "cfg_scale": 1.0 if job.cfg_scale is None else job.cfg_scale,
             "steps": job.num_sampling_steps,
             "sampler": job.sampler,
@@ -110,7 +115,7 @@ def run(job: Job) -> list[Path]:
         }
     if job.replay_only:
         beatmap = read_beatmap_input(job.beatmap, job.difficulty)
-        label = " ".join(filter(None, [job.player or "", mods_to_string(mods)])) or "replay"
+        label = " ".join(filter(None, [choice.label, mods_to_string(mods)])) or "replay"
         out = job.output or default_output(beatmap, label, job.seed, None, ".osr")
         play(beatmap, replay_model, replay_ckpt, output=out, **play_kwargs)
         print(f"wrote {out}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -9,11 +11,14 @@ import numpy as np
 import torch
 
 from data.beatmap.osu_file import Beatmap
+from data.beatmap.osu_reader import read_beatmap
+from data.cache import replay_array
 from data.errors import BadInputError
 from data.replay.frame_timing import FrameTiming
 from data.replay.gameplay import judge
-from data.replay.mods import PlayBeatmap, apply_mods, parse_mods
-from data.replay.osr import ReplayGrid, grid_frames, write_replay
+from data.replay.habits import describe, median_descriptor, tick_habits, windows_descriptor
+from data.replay.mods import NOT_HUMAN_MODS, PlayBeatmap, apply_mods, parse_mods
+from data.replay.osr import ReplayGrid, ReplayRecord, grid_frames, read_replay, to_grid, write_replay
 from data.replay_io import (
     CHANNELS,
     LEAD_IN_MS,
@@ -24,7 +29,9 @@ from data.replay_io import (
     reference_path,
     unhairpin,
 )
+from data.replay_windows import active_span, normalize_habits
 from data.tables import PlayerTable
+from data.windows import window_starts
 from dit import diffusion
 from dit.checkpoint import build_model_from_checkpoint, load_checkpoint
 
@@ -45,6 +52,88 @@ def load_replay_model(ckpt_path: str | Path = DEFAULT_REPLAY_CKPT):
     if ckpt["config"].get("model") != "ReplayDiT":
         raise BadInputError(ckpt_path, f"holds a {ckpt['config'].get('model')}, not a replay model")
     return build_model_from_checkpoint(ckpt), ckpt, PlayerTable.from_dict(ckpt["extra"]["players"])
+
+
+@dataclass(frozen=True)
+class PlayerChoice:
+    """Whom to play as: a player class (0: none) and the raw habit descriptor asked for (None: the class's
+    own, or no player), with a label for file names and the replay header."""
+
+    index: int
+    habits: np.ndarray | None
+    label: str
+
+
+def choose_player(
+    players: PlayerTable, name: str | None, player_from: Path | None, player_map: Path | None, seq_len: int
+) -> PlayerChoice:
+    """A PlayerChoice for --player NAME, --player-from replay.osr (with its map found by MD5 beside it, or
+    --player-map; measured over windows of the checkpoint's `seq_len` ticks), or neither."""
+    if player_from is None:
+        index = resolve_player(players, name)
+        return PlayerChoice(index, None, players.players[index - 1] if index else "")
+    record = read_replay(player_from)
+    if record.mods & NOT_HUMAN_MODS:
+        raise BadInputError(player_from, "is played with relax, autopilot or autoplay: no human habits to copy")
+    map_path = player_map or _map_beside(player_from, record.beatmap_md5)
+    beatmap = read_beatmap(map_path)
+    if beatmap.md5 != record.beatmap_md5:
+        raise BadInputError(map_path, f"is not the map {player_from.name} was played on (MD5 differs)")
+    habits = replay_descriptor(record, apply_mods(beatmap, record.mods), seq_len)
+    return PlayerChoice(0, habits, f"like {record.player}")
+
+
+def _map_beside(replay: Path, md5: str) -> Path:
+    """The .osu with this MD5 in the replay's folder or below it, or in a Songs folder beside that folder (an
+    osu! install keeps Replays/ and Songs/ side by side)."""
+    for folder in (replay.parent, replay.parent.parent / "Songs"):
+        for path in sorted(folder.rglob("*.osu")) if folder.is_dir() else []:
+            if hashlib.md5(path.read_bytes()).hexdigest() == md5:
+                return path
+    raise BadInputError(replay, f"its map (MD5 {md5}) is not in {replay.parent}; give it with --player-map")
+
+
+def replay_descriptor(record: ReplayRecord, play: PlayBeatmap, seq_len: int) -> np.ndarray:
+    """A human replay's raw habit descriptor: the median over its windows, measured as training measures
+    each window (data.replay_windows)."""
+    grid = to_grid(record)
+    array = replay_array(grid, map_features(play, grid.time_ms))
+    first, last = active_span(array["features"])
+    array = array[first:last]
+    if len(array) == 0:
+        raise BadInputError(None, "the replay never comes near an object: no habits to measure")
+    ticks = tick_habits(array["time_ms"], array["x"], array["y"], array["k1"], array["k2"], array["features"])
+    starts = window_starts(len(array), seq_len, seq_len // 2)
+    return median_descriptor(windows_descriptor(ticks, starts, seq_len))
+
+
+def player_features(model, ckpt: dict, choice: PlayerChoice) -> np.ndarray | None:
+    """The normalised descriptor the network reads for a choice (None for models that read none; zeros, the
+    null condition, when no player is asked for)."""
+    if not model.config.class_feature_dim:
+        if choice.habits is not None:
+            raise BadInputError(
+                None, "the replay checkpoint predates player habits: --player-from needs one trained with them"
+            )
+        return None
+    if choice.habits is not None:
+        return normalize_habits(choice.habits, ckpt["extra"]["habits"])
+    return model.class_descriptor(choice.index).float().cpu().numpy()
+
+
+def describe_players(model, ckpt: dict, players: PlayerTable) -> str:
+    """One line per known player: class, name, and the habits the checkpoint asks for as them, in words."""
+    names = ckpt["extra"].get("habits", {}).get("names")
+    lines = []
+    for index, name in enumerate(players.players, start=1):
+        descriptor = model.class_descriptor(index) if names else None
+        if descriptor is None or not descriptor.abs().sum():  # a checkpoint without habits, or none measured
+            lines.append(f"{index}\t{name}" + ("\t(no paired replay in training: habits unknown)" if names else ""))
+            continue
+        stats = ckpt["extra"]["habits"]
+        raw = descriptor.float().cpu().numpy() * np.array(stats["scale"]) + np.array(stats["center"])
+        lines.append(f"{index}\t{name}\t{describe(dict(zip(names, raw, strict=True)))}")
+    return "\n".join(lines)
 
 
 def resolve_player(players: PlayerTable, name: str | None) -> int:
@@ -76,6 +165,7 @@ def generate_replay_grid(
     ckpt: dict,
     player: int,
     *,
+    player_features: np.ndarray | None = None,
     cfg_scale: float = 1.0,
     steps: int = 20,
     sampler: str = "ddim",
@@ -88,7 +178,8 @@ def generate_replay_grid(
 
     `temperature` scales the starting noise of the cursor channels and `key_temperature` that of the keys:
     below 1 the deterministic samplers land nearer the most likely play (tighter aim, steadier timing), at 1
-    they draw from the full spread the model learned."""
+    they draw from the full spread the model learned. `player_features` (pipeline.play.player_features) is the
+    habit descriptor the network reads beside the class."""
     step_ms = float(ckpt["extra"]["data_stats"]["step_ms"])
     ticks = replay_ticks(play, step_ms)
     features = map_features(play, ticks)
@@ -100,6 +191,8 @@ def generate_replay_grid(
         "player": torch.tensor([int(player)]),
         "mask": torch.ones(1, len(ticks), dtype=torch.bool),
     }
+    if player_features is not None:
+        extra["player_features"] = torch.from_numpy(np.asarray(player_features, np.float32))[None]
     device = next(model.parameters()).device
     extra = {k: v.to(device) for k, v in extra.items()}
     generator = torch.Generator().manual_seed(seed)

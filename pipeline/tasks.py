@@ -13,6 +13,7 @@ from data.errors import BadInputError
 from data.position_io import POSITION_CENTER, POSITION_SCALE
 from data.prepare import prepare
 from data.replay.frame_timing import FrameTiming
+from data.replay.habits import HABIT_NAMES, NUM_HABITS
 from data.replay.osr import DEFAULT_STEP_MS
 from data.replay_io import CHANNELS, DEFAULT_REFERENCE, MODEL_FEATURE_NAMES, NUM_MODEL_FEATURES, OFFSET_GAIN
 from data.replay_windows import ReplayWindowDataset, read_set_list
@@ -161,8 +162,11 @@ class ReplayTask(Task):
             "val_sets": val_sets,
         }
         train_set = ReplayWindowDataset(cache, split, augment=True, **common)
-        val_set = ReplayWindowDataset(cache, "val", augment=False, **common)  # empty when val_percent is 0
-        self.players = train_set.players
+        # Validation windows are normalised like the training ones (empty when val_percent is 0).
+        normalization = train_set.habit_normalization
+        val_set = ReplayWindowDataset(cache, "val", augment=False, habit_normalization=normalization, **common)
+        self.players, self.habit_normalization = train_set.players, normalization
+        self.player_descriptors = train_set.player_descriptors()
         self.frame_timing = self._frame_timing(cache, held_out={r["replay_md5"] for r in val_set.rows})
         return cache, train_set, val_set
 
@@ -185,13 +189,18 @@ class ReplayTask(Task):
         return f"{self.players.num_classes} player classes"
 
     def new_config(self):
-        return replay_config(self.args.model, num_classes=self.num_classes, num_features=NUM_MODEL_FEATURES)
+        return replay_config(
+            self.args.model, num_classes=self.num_classes, num_features=NUM_MODEL_FEATURES, class_feature_dim=NUM_HABITS
+        )
 
     def init_model(self, model) -> None:
-        pass
+        """A fresh model's player descriptors: each player's median training window (sampling as a player
+        asks for them by class)."""
+        if model.config.class_feature_dim:
+            model.player_embedder.class_features.copy_(torch.from_numpy(self.player_descriptors))
 
     def _inputs(self, batch: dict) -> dict:
-        return {"features": batch["features"], "time_ms": batch["time_ms"], "player": batch["player"]}
+        return {k: batch[k] for k in ("features", "time_ms", "player", "player_features")}
 
     def checkpoint_extra(self, run_config: dict) -> dict:
         """What sampling needs beside the weights to play a map: players, prediction, the data layout."""
@@ -207,6 +216,7 @@ class ReplayTask(Task):
                 "seq_len": self.args.seq_len,
             },
             "frame_timing": self.frame_timing.to_dict() if self.frame_timing else None,
+            "habits": {"names": list(HABIT_NAMES), **self.habit_normalization},
             "run": run_config,
         }
 

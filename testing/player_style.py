@@ -1,16 +1,27 @@
-"""Does asking for a player get that player's habits? Habit by habit, generated against human, for two players.
+"""Does asking for a player get that player's play? Habit by habit, and by a classifier of the two players.
 
     python testing/play_like_humans.py ... --mods "" --output GEN_A -- --player A     # and the same for B
     python testing/player_style.py --human corpus/replays --songs corpus/songs \
-        --player A GEN_A --player B GEN_B --output DIR
+        --player A GEN_A --player B GEN_B [--baseline GEN_DEFAULT] --output DIR
 
-Each replay's habits are the medians over its 1-second windows (testing/replay_discriminator.window_features):
-hit-error mean, key alternation, aim offset at the press (radii), hold time, tremor, rest. A player's figure is
-the median over their replays: the human one over every paired human replay of that player under --human on a
-map of --min-objects or more, the generated one over the replays in the folder. The check follows the
-player-style issue: for each habit, the difference between the two generated sets has the sign of the two
-humans' difference and at least half its size. The humans never played the same maps, so their difference
-carries map difficulty too; the generated sets play the same maps.
+Habits (data.replay.habits, measured alike on human and generated replays): hit-error mean, key alternation
+within runs of presses, aim offset at the press (radii), hold time as a share of the gap to the next press,
+tremor, rest. Each is relative to what the map asks (its objects' times, positions and radius), so a hard map
+does not pass for a nervous player; each replay's figure is the median over its windows, a player's the
+median over their replays (human: every paired replay of that player under --human on a map of
+--min-objects or more; generated: every replay in the folder).
+
+Checks, as the player-style issue words them:
+- follows: for each habit, the two generated sets differ with the sign of the two humans' difference and at
+  least half its size (the generated sets play the same maps; the humans never did, so theirs carries map
+  difficulty too);
+- steering: a classifier of the two humans' 1-second windows (testing.replay_discriminator.window_features
+  without frame timing and screen pixels, which a named player's drawn setup supplies, not the network;
+  cross-validated with folds grouped by map set) scores the generated windows: steering AUC of generated-as-A
+  against generated-as-B, and on how many maps A's mean score is above B's;
+- with --baseline (the default player on the same maps): per player and habit, whether the generated set moves
+  away from the default toward the human by at least half the distance (style by example: give a single
+  replay as that player's --human).
 """
 
 from __future__ import annotations
@@ -22,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -29,48 +42,120 @@ sys.path.insert(0, str(ROOT))
 from data.atomic import write_text_atomic  # noqa: E402
 from data.beatmap.osu_reader import read_beatmap  # noqa: E402
 from data.errors import BadInputError  # noqa: E402
+from data.replay.habits import HABIT_NAMES  # noqa: E402
 from data.replay.mods import apply_mods  # noqa: E402
 from data.tables import name_key  # noqa: E402
+from pipeline.play import replay_descriptor  # noqa: E402
 from testing.cli import main_of  # noqa: E402
-from testing.replay_discriminator import read_records, window_features  # noqa: E402
+from testing.map_discriminator import judge  # noqa: E402
+from testing.replay_discriminator import TIMING_PREFIXES, read_records, window_features  # noqa: E402
 from testing.replay_judge import maps_by_md5  # noqa: E402
 
-HABITS = ("hit_error_mean", "alternation", "aim_offset_mean", "hold_ms_mean", "tremor_px", "rest_share")
+HABIT_WINDOW_TICKS = 512  # as the replay model's training windows (train.py --seq-len)
+PIXEL_PREFIXES = ("step_",)  # the screen-pixel lattice: drawn from the player's setup, like frame timing
 
 
-def habits(records: list, maps: dict, min_objects: int = 0) -> pd.DataFrame:
-    """One row of habit medians per replay (replays of maps not under --songs or under `min_objects` left out)."""
-    rows = []
+def _plays(records: list, maps: dict, min_objects: int) -> list[tuple]:
+    """(record, modded map, map set) of the records whose map is under --songs with `min_objects` or more."""
+    out, cache = [], {}
     for record in records:
         osu = maps.get(record.beatmap_md5)
         if osu is None:
             continue
-        play = apply_mods(read_beatmap(osu), record.mods)
-        if len(play.hit_objects) < min_objects:  # a test stub of a few circles says little about a player
-            continue
-        windows = window_features(play, record.frames)
-        if len(windows):
-            rows.append(windows[list(HABITS)].median())
-    return pd.DataFrame(rows, columns=list(HABITS))
+        key = (record.beatmap_md5, record.mods)
+        if key not in cache:
+            cache[key] = apply_mods(read_beatmap(osu), record.mods)
+        if len(cache[key].hit_objects) >= min_objects:  # a test stub of a few circles says little about a player
+            out.append((record, cache[key], osu.resolve().parent.name))
+    return out
+
+
+def habits(plays: list[tuple]) -> pd.DataFrame:
+    """One row of habits per replay (the median over its windows)."""
+    rows = [replay_descriptor(record, play, HABIT_WINDOW_TICKS) for record, play, _ in plays]
+    return pd.DataFrame(rows, columns=list(HABIT_NAMES))
+
+
+def _median(frame: pd.DataFrame, habit: str) -> float:
+    values = frame[habit].to_numpy(np.float64)
+    return float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
+
+
+def _moves(target: float, generated: float) -> bool:
+    """A generated difference with the target difference's sign and at least half its size."""
+    return bool(np.sign(generated) == np.sign(target) and abs(generated) >= 0.5 * abs(target) and target != 0)
 
 
 def compare(human: dict[str, pd.DataFrame], generated: dict[str, pd.DataFrame]) -> dict:
-    """Per habit: the two humans' medians, the two generated sets' medians, and whether the generated
-    difference has the human difference's sign and at least half its size."""
+    """Per habit: the two humans' medians, the two generated sets' medians, and whether they follow."""
     a, b = list(human)
     out = {}
-    for habit in HABITS:
-        h = [float(np.nanmedian(human[p][habit])) for p in (a, b)]
-        g = [float(np.nanmedian(generated[p][habit])) for p in (a, b)]
-        dh, dg = h[0] - h[1], g[0] - g[1]
+    for habit in HABIT_NAMES:
+        h = [_median(human[p], habit) for p in (a, b)]
+        g = [_median(generated[p], habit) for p in (a, b)]
         out[habit] = {
             f"human {a}": round(h[0], 4),
             f"human {b}": round(h[1], 4),
             f"generated {a}": round(g[0], 4),
             f"generated {b}": round(g[1], 4),
-            "follows": bool(np.sign(dg) == np.sign(dh) and abs(dg) >= 0.5 * abs(dh) and dh != 0),
+            "follows": _moves(h[0] - h[1], g[0] - g[1]),
         }
     return out
+
+
+def against_baseline(human: pd.DataFrame, generated: pd.DataFrame, baseline: pd.DataFrame) -> dict:
+    """Per habit: the human's, the default player's and the generated player's medians, and whether the
+    generated set moves from the default toward the human by at least half the way."""
+    out = {}
+    for habit in HABIT_NAMES:
+        h, g, d = (_median(frame, habit) for frame in (human, generated, baseline))
+        out[habit] = {
+            "human": round(h, 4),
+            "default": round(d, 4),
+            "generated": round(g, 4),
+            "shows": _moves(h - d, g - d),
+        }
+    return out
+
+
+def _windows(plays: list[tuple]) -> list[tuple[pd.DataFrame, str, str]]:
+    """(1-second windows, map set, map MD5) per replay."""
+    return [(window_features(play, record.frames), group, record.beatmap_md5) for record, play, group in plays]
+
+
+def steering(human: dict[str, list], generated: dict[str, list], seed: int) -> dict:
+    """The classifier of the two humans (label 1 = the first player), cross-validated on them, then trained on
+    all their windows and scoring the generated ones."""
+    a, b = list(human)
+    samples = [(f, 1, g) for f, g, _ in human[a]] + [(f, 0, g) for f, g, _ in human[b]]
+    columns = [c for c in samples[0][0].columns if not c.startswith(TIMING_PREFIXES + PIXEL_PREFIXES)]
+    # Cross-validation needs each player on two map sets at least (a fold must see both players).
+    sets = [{g for _, g, _ in human[name]} for name in (a, b)]
+    humans = judge(samples, columns, seed, balanced=True) if min(map(len, sets)) >= 2 else {}
+    data = pd.concat([f.assign(label=label) for f, label, _ in samples if len(f)], ignore_index=True)
+    x, y = data[columns].fillna(-1.0).to_numpy(), data["label"].to_numpy()
+    counts = np.bincount(y, minlength=2).astype(np.float64)
+    model = GradientBoostingClassifier(n_estimators=150, max_depth=3, random_state=seed)
+    model.fit(x, y, sample_weight=(len(y) / (2 * np.maximum(counts, 1)))[y])
+    scores, labels, by_map = [], [], {}
+    for label, name in ((1, a), (0, b)):
+        for frame, _, md5 in generated[name]:
+            if not len(frame):
+                continue
+            p = model.predict_proba(frame[columns].fillna(-1.0).to_numpy())[:, 1]
+            scores.append(p)
+            labels.append(np.full(len(p), label))
+            by_map.setdefault(md5, {})[name] = float(p.mean())
+    scores, labels = np.concatenate(scores), np.concatenate(labels)
+    both = {md5: v for md5, v in by_map.items() if len(v) == 2}
+    return {
+        "human_window_auc": round(humans.get("window_auc", float("nan")), 3),
+        "human_map_auc": round(humans.get("map_auc", float("nan")), 3),
+        "steering_auc": round(float(roc_auc_score(labels, scores)), 3) if len(set(labels)) == 2 else float("nan"),
+        "maps_steered": sum(v[a] > v[b] for v in both.values()),
+        "maps": len(both),
+        "mean_score": {name: round(float(scores[labels == (name == a)].mean()), 3) for name in (a, b)},
+    }
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -81,25 +166,40 @@ def run(args: argparse.Namespace) -> dict:
     human, generated = {}, {}
     for name, folder in args.player:
         own = [r for r in humans if name_key(r.player) == name_key(name)]
-        human[name] = habits(own, maps, args.min_objects)
-        generated[name] = habits(read_records([Path(folder)], []), maps)
-        if not len(human[name]) or not len(generated[name]):
+        human[name] = _plays(own, maps, args.min_objects)
+        generated[name] = _plays(read_records([Path(folder)], []), maps, 0)
+        if not human[name] or not generated[name]:
             raise BadInputError(folder, f"needs paired human replays of {name} and generated replays of known maps")
-    table = compare(human, generated)
+    human_habits = {name: habits(p) for name, p in human.items()}
+    generated_habits = {name: habits(p) for name, p in generated.items()}
+    table = compare(human_habits, generated_habits)
     summary = {
         "habits": table,
         "follows": sum(v["follows"] for v in table.values()),
+        "steering": steering(
+            {n: _windows(p) for n, p in human.items()}, {n: _windows(p) for n, p in generated.items()}, args.seed
+        ),
         "replays": {name: {"human": len(human[name]), "generated": len(generated[name])} for name in human},
     }
+    if args.baseline:
+        baseline = habits(_plays(read_records([args.baseline], []), maps, 0))
+        summary["against_default"] = {
+            name: against_baseline(human_habits[name], generated_habits[name], baseline) for name in human
+        }
     args.output.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.output / "player_style.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 
 def report(summary: dict) -> str:
-    lines = [f"replays: {summary['replays']}; habits that follow the humans: {summary['follows']}/{len(HABITS)}"]
+    lines = [f"replays: {summary['replays']}; habits that follow the humans: {summary['follows']}/{len(HABIT_NAMES)}"]
     for habit, row in summary["habits"].items():
         lines.append(f"{habit}: " + ", ".join(f"{k} {v}" for k, v in row.items()))
+    lines.append("steering: " + ", ".join(f"{k} {v}" for k, v in summary["steering"].items()))
+    for name, rows in summary.get("against_default", {}).items():
+        shows = [habit for habit, row in rows.items() if row["shows"]]
+        lines.append(f"{name} against the default player: {len(shows)}/{len(rows)} habits shown ({', '.join(shows)})")
+        lines.extend(f"  {habit}: " + ", ".join(f"{k} {v}" for k, v in row.items()) for habit, row in rows.items())
     return "\n".join(lines)
 
 
@@ -111,7 +211,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--player", nargs=2, action="append", default=[], metavar=("NAME", "DIR"), help="a player and the folder "
         "of replays generated as that player (give two)"
     )  # fmt: skip
+    p.add_argument("--baseline", type=Path, help="folder of replays generated as the default player, same maps")
     p.add_argument("--min-objects", type=int, default=20, help="human replays of maps with fewer objects are left out")
+    p.add_argument("--seed", type=int, default=0, help="the classifier's seed")
     p.add_argument("--output", type=Path, required=True, help="folder for player_style.json")
     p.add_argument("--debug", action="store_true", help="re-raise errors with a traceback")
     return p.parse_args(argv)

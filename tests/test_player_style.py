@@ -1,4 +1,5 @@
-"""The player-style judge: a player's own replays follow the human difference habit by habit, swapped ones do not."""
+"""The player-style judge: a player's own replays follow the human difference habit by habit and steer the
+player classifier, swapped ones do neither."""
 
 import json
 import shutil
@@ -33,5 +34,7 @@ def test_own_replays_follow_every_habit_and_swapped_ones_none(tmp_path):
     differing = [h for h, row in own["habits"].items() if row["human abraker"] != row["human so bad"]]
     assert len(differing) >= 4, "two players' habits differ"
     assert own["follows"] == len(differing)
+    assert own["steering"]["steering_auc"] > 0.9, "a classifier of the two humans scores their own windows right"
     swapped = _run(tmp_path, folders["so bad"], folders["abraker"], "swapped")
     assert swapped["follows"] == 0
+    assert swapped["steering"]["steering_auc"] < 0.1

@@ -12,13 +12,16 @@ import sample
 from data.beatmap.osu_reader import read_beatmap
 from data.replay.frame_timing import FrameTiming, measure
 from data.replay.gameplay import judge, stacked_positions
+from data.replay.habits import NUM_HABITS
 from data.replay.mods import HR, apply_mods
 from data.replay.osr import read_replay
 from data.replay_io import NUM_MODEL_FEATURES
+from data.replay_windows import habit_stats, normalize_habits
 from data.tables import PlayerTable, StyleTable
-from dit.checkpoint import model_config_dict, save_checkpoint
+from dit.checkpoint import load_checkpoint, model_config_dict, save_checkpoint
 from dit.models import DiTConfig, PositionDiT
 from dit.replay_model import ReplayDiT, ReplayDiTConfig
+from pipeline.play import replay_descriptor
 from pipeline.tasks import ReplayTask
 from tests.conftest import FIXTURES
 
@@ -33,17 +36,30 @@ def _save(path, model, name, config, extra):
                     config=model_config_dict(name, config), train_state={"step": 0}, extra=extra)  # fmt: skip
 
 
+def _paired():
+    """(record, map path) of the fixture replays whose map is a fixture."""
+    maps = {hashlib.md5(p.read_bytes()).hexdigest(): p for p in (FIXTURES / "songs").rglob("*.osu")}
+    records = [read_replay(p) for p in REPLAY_FIXTURES]
+    return [(r, maps[r.beatmap_md5]) for r in records if r.beatmap_md5 in maps]
+
+
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     """A tiny untrained replay model and position model, saved the way train.py saves them."""
     out = tmp_path_factory.mktemp("ckpt")
     torch.manual_seed(0)
     config = ReplayDiTConfig(depth=1, hidden_size=32, num_heads=2, num_classes=PLAYERS.num_classes,
-                             num_features=NUM_MODEL_FEATURES)  # fmt: skip
+                             num_features=NUM_MODEL_FEATURES, class_feature_dim=NUM_HABITS)  # fmt: skip
     task = ReplayTask(argparse.Namespace(seq_len=64))
     task.players = PLAYERS
     task.frame_timing = FrameTiming.pooled([measure(read_replay(p)) for p in REPLAY_FIXTURES])
-    _save(out / "replay.pt", ReplayDiT(config), "ReplayDiT", config, task.checkpoint_extra({}))
+    descriptors = {r.player: replay_descriptor(r, apply_mods(read_beatmap(m), r.mods), 64) for r, m in _paired()}
+    task.habit_normalization = habit_stats(np.stack(list(descriptors.values())))
+    model = ReplayDiT(config)
+    model.player_embedder.class_features[1] = torch.from_numpy(  # abraker's, as train.py would set it
+        normalize_habits(descriptors["abraker"], task.habit_normalization)
+    )
+    _save(out / "replay.pt", model, "ReplayDiT", config, task.checkpoint_extra({}))
     position = DiTConfig(depth=1, hidden_size=32, num_heads=2, num_classes=1)
     extra = {"styles": StyleTable([], []).to_dict(), "prediction": "v"}
     _save(out / "position.pt", PositionDiT(position), "PositionDiT", position, extra)
@@ -122,4 +138,54 @@ def test_unknown_player_is_one_line_that_says_how_to_list_players(short_map, che
     assert err.strip().count("\n") == 0 and "--list-players" in err and "nobody" in err
     assert not (tmp_path / "x.osr").exists()
     assert sample.main(["--list-players", *ckpt]) == 0
-    assert capsys.readouterr().out.split() == ["1", "abraker", "2", "WhiteCat"]
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[:2] for line in lines] == [["1", "abraker"], ["2", "WhiteCat"]]
+    assert "single-tap" in lines[0] or "alternate" in lines[0], "abraker's habits in words"
+    assert "habits unknown" in lines[1], "a player without measured habits says so"
+
+
+def _abraker_replay():
+    return next(p for p in REPLAY_FIXTURES if read_replay(p).player == "abraker")
+
+
+def test_player_from_a_replay_reads_its_habits_into_the_network(short_map, checkpoints, tmp_path):
+    # An untrained adaLN-Zero network ignores its condition; perturbed weights let the habits show.
+    ckpt = load_checkpoint(checkpoints / "replay.pt")
+    torch.manual_seed(1)
+    for key in ("model_state", "ema_state"):
+        ckpt[key] = {
+            k: v + 0.05 * torch.randn_like(v) if "class_features" not in k else v for k, v in ckpt[key].items()
+        }
+    save_checkpoint(tmp_path / "replay.pt", **{k: ckpt[k] for k in ("model_state", "ema_state", "config", "extra")},
+                    optimizer_state=None, train_state={"step": 0})  # fmt: skip
+    replay = _abraker_replay()
+    own_map = dict((r.beatmap_md5, m) for r, m in _paired())[read_replay(replay).beatmap_md5]
+    example = ["--player-from", str(replay), "--player-map", str(own_map)]
+    assert _replay_only(short_map, tmp_path, tmp_path / "a.osr", *example) == 0
+    assert _replay_only(short_map, tmp_path, tmp_path / "b.osr", *example) == 0
+    assert _replay_only(short_map, tmp_path, tmp_path / "plain.osr") == 0
+    a = (tmp_path / "a.osr").read_bytes()
+    assert a == (tmp_path / "b.osr").read_bytes(), "same seed, same bytes"
+    assert osrparse.Replay.from_path(tmp_path / "a.osr").username == "osu-dit like abraker"
+    cursor = [
+        np.array([(e.x, e.y) for e in osrparse.Replay.from_path(tmp_path / n).replay_data])
+        for n in ("a.osr", "plain.osr")
+    ]
+    assert cursor[0].shape != cursor[1].shape or not np.array_equal(*cursor), "the habits change the play"
+
+
+def test_player_from_without_its_map_or_with_another_is_one_line(
+    short_map, fixture_maps, checkpoints, tmp_path, capsys
+):
+    replay = _abraker_replay()
+    assert _replay_only(short_map, checkpoints, tmp_path / "x.osr", "--player-from", str(replay)) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and replay.name in err and "--player-map" in err
+    other = next(p for p in fixture_maps if hashlib.md5(p.read_bytes()).hexdigest() != read_replay(replay).beatmap_md5)
+    assert _replay_only(short_map, checkpoints, tmp_path / "x.osr", "--player-from", str(replay),
+                        "--player-map", str(other)) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and other.name in err and "MD5" in err
+    assert not (tmp_path / "x.osr").exists()
+    with pytest.raises(SystemExit):
+        sample.parse_args(["--beatmap", str(short_map), "--replay-only", "--player-map", str(short_map)])
