@@ -322,3 +322,15 @@ def clean_keys(down: np.ndarray, min_ticks: int = MIN_KEY_TICKS) -> np.ndarray:
         if stop - start < min_ticks:
             out[start : start + min_ticks] = True
     return out
+
+
+def active_span(features: np.ndarray) -> tuple[int, int]:
+    """[first, last + 1) ticks with an object within LEAD_IN_MS ahead or behind (the played part)."""
+    near_s = LEAD_IN_MS / MS_PER_UNIT
+    near = (features[:, _F["next_time_s"]] < near_s) | (features[:, _F["prev_time_s"]] < near_s)
+    near |= features[:, _F["slider_active"]] > 0
+    near |= features[:, _F["spinner_active"]] > 0
+    ticks = np.flatnonzero(near)
+    if len(ticks) == 0:
+        return 0, 0
+    return int(ticks[0]), int(ticks[-1]) + 1

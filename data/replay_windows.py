@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -17,22 +16,28 @@ from torch.utils.data import Dataset
 
 from data.cache import load_replay_array, load_replay_cache
 from data.position_io import MIRRORS
-from data.replay.habits import NUM_HABITS, median_descriptor, tick_habits, windows_descriptor
+from data.replay.habits import (
+    NUM_HABITS,
+    habit_stats,
+    median_descriptor,
+    normalize_habits,
+    tick_habits,
+    windows_descriptor,
+)
 from data.replay_io import (
     CHANNELS,
     DEFAULT_REFERENCE,
     FEATURE_INDEX,
     KEY_UP,
-    LEAD_IN_MS,
     MODEL_FEATURE_NAMES,
-    MS_PER_UNIT,
     NUM_MODEL_FEATURES,
     ReferenceKind,
+    active_span,
     encode_targets,
     model_features,
     reference_path,
 )
-from data.windows import window_starts
+from data.spans import window_starts
 
 # Windows start anywhere in the first 10 minutes of a song: every phase of the real-time embedding's periods
 # (up to a minute) is seen in training, so a whole map sampled in one pass is still in distribution.
@@ -42,18 +47,6 @@ _F = FEATURE_INDEX
 # Columns that are x or y components of a position or offset: a mirror flips their sign.
 _X_COLUMNS = [MODEL_FEATURE_NAMES.index(n) for n in MODEL_FEATURE_NAMES if n.endswith(("_x", "_dx", "_vx"))]
 _Y_COLUMNS = [MODEL_FEATURE_NAMES.index(n) for n in MODEL_FEATURE_NAMES if n.endswith(("_y", "_dy", "_vy"))]
-
-
-def active_span(features: np.ndarray) -> tuple[int, int]:
-    """[first, last + 1) ticks with an object within LEAD_IN_MS ahead or behind (the played part)."""
-    near_s = LEAD_IN_MS / MS_PER_UNIT
-    near = (features[:, _F["next_time_s"]] < near_s) | (features[:, _F["prev_time_s"]] < near_s)
-    near |= features[:, _F["slider_active"]] > 0
-    near |= features[:, _F["spinner_active"]] > 0
-    ticks = np.flatnonzero(near)
-    if len(ticks) == 0:
-        return 0, 0
-    return int(ticks[0]), int(ticks[-1]) + 1
 
 
 def set_split(
@@ -94,22 +87,6 @@ def sample_tensors(
         "player": torch.tensor(int(player), dtype=torch.int64),
         "player_features": torch.from_numpy(np.asarray(player_features, np.float32)),
     }
-
-
-def habit_stats(descriptors: np.ndarray) -> dict[str, list[float]]:
-    """Centre (median) and scale (standard deviation) of raw window descriptors [W, NUM_HABITS], the
-    normalisation `normalize_habits` applies (stored in replay checkpoints)."""
-    center = np.nan_to_num(median_descriptor(descriptors))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a habit no window measured: scale 1
-        scale = np.nan_to_num(np.nanstd(descriptors, axis=0), nan=1.0) if len(descriptors) else np.ones(NUM_HABITS)
-    return {"center": [float(v) for v in center], "scale": [float(v) if v > 0 else 1.0 for v in scale]}
-
-
-def normalize_habits(descriptor: np.ndarray, stats: dict[str, list[float]]) -> np.ndarray:
-    """A raw descriptor [..., NUM_HABITS] as the network reads it: unit scale, an unmeasured habit at 0."""
-    out = (np.asarray(descriptor, np.float64) - stats["center"]) / stats["scale"]
-    return np.nan_to_num(out, nan=0.0).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from data.beatmap.datapoints import Datapoints
 from data.cache import ARRAYS_DIR, MAPS_FILE, STYLES_FILE, array_path, build_styles, load_datapoints, styles_fingerprint
 from data.errors import BadInputError
 from data.position_io import MIRRORS, PAD_KIND, normalize_positions, sample_fields
+from data.spans import window_starts
 from data.style_features import span_features
 from data.tables import StyleTable
 
@@ -162,14 +163,3 @@ class WindowDataset(Dataset):
                 style = mapper_class
         fields = sample_fields(position, time_ms, distance, kind, mask, style, features)
         return {key: torch.from_numpy(value) for key, value in fields.items()}
-
-
-def window_starts(n: int, seq_len: int, stride: int) -> list[int]:
-    """Window starts covering all n items (none when n is 0); a sequence shorter than one window gets one padded
-    window."""
-    if n <= seq_len:
-        return [0] if n else []
-    starts = list(range(0, n - seq_len + 1, stride))
-    if starts[-1] != n - seq_len:  # the tail would be missed by the stride
-        starts.append(n - seq_len)
-    return starts

@@ -16,22 +16,22 @@ from data.cache import replay_array
 from data.errors import BadInputError
 from data.replay.frame_timing import FrameTiming
 from data.replay.gameplay import judge
-from data.replay.habits import describe, median_descriptor, tick_habits, windows_descriptor
+from data.replay.habits import describe, median_descriptor, normalize_habits, tick_habits, windows_descriptor
 from data.replay.mods import NOT_HUMAN_MODS, PlayBeatmap, apply_mods, parse_mods
 from data.replay.osr import ReplayGrid, ReplayRecord, grid_frames, read_replay, to_grid, write_replay
 from data.replay_io import (
     CHANNELS,
     LEAD_IN_MS,
     TAIL_MS,
+    active_span,
     decode_targets,
     map_features,
     model_features,
     reference_path,
     unhairpin,
 )
-from data.replay_windows import active_span, normalize_habits
+from data.spans import window_starts
 from data.tables import PlayerTable
-from data.windows import window_starts
 from dit import diffusion
 from dit.checkpoint import build_model_from_checkpoint, load_checkpoint
 
@@ -44,6 +44,7 @@ DEFAULT_REPLAY_TEMPERATURE = 1.0
 DEFAULT_KEY_TEMPERATURE = 0.5
 FrameTimingKind = Literal["human", "grid"]
 FRAME_TIMINGS: tuple[str, ...] = get_args(FrameTimingKind)
+DRAWN_PLAYER = True
 
 
 def load_replay_model(ckpt_path: str | Path = DEFAULT_REPLAY_CKPT):
@@ -231,14 +232,26 @@ def play(
         raise ValueError(f"unknown frame timing {frame_timing!r}, expected one of {FRAME_TIMINGS}")
     flags = parse_mods(mods) if isinstance(mods, str) else int(mods)
     modded = apply_mods(beatmap, flags)
-    grid = generate_replay_grid(modded, model, ckpt, player, **generate_kwargs)
     seed = int(generate_kwargs.get("seed", 0))
+    players = PlayerTable.from_dict(ckpt["extra"]["players"])
     profile = ckpt["extra"].get("frame_timing")
-    if frame_timing == "human" and profile:
+    timing = FrameTiming.from_dict(profile) if frame_timing == "human" and profile else None
+    features = generate_kwargs.pop("player_features", None)
+    asked = features is not None and bool(np.any(features))
+    if timing is not None:
         # Seeded by the map too: one seed over many maps draws many human setups, as many players would.
         rng = np.random.default_rng([seed, int(beatmap.md5[:8], 16)])
-        name = PlayerTable.from_dict(ckpt["extra"]["players"]).players[player - 1] if player else None
-        frames = FrameTiming.from_dict(profile).frames(grid, rng, player=name)
+        setup = timing.draw_setup(rng, players.players[player - 1] if player else None)
+        if not asked and DRAWN_PLAYER:
+            # No player asked for: the drawn setup's player plays, habits and all, when the checkpoint knows them.
+            drawn = players.class_of(timing.setup_player[setup])
+            if drawn and features is not None and model.class_descriptor(drawn).abs().sum() > 0:
+                player, features, asked = drawn, model.class_descriptor(drawn).float().cpu().numpy(), True
+    grid = generate_replay_grid(modded, model, ckpt, player, player_features=features, **generate_kwargs)
+    if timing is not None:
+        # A network asked for a player's habits chose the keys by them (alternation is one); without a player
+        # it was asked for none, and the drawn setup's player picks them.
+        frames = timing.frames(grid, rng, grid_keys=asked, setup=setup)
     else:
         frames = grid_frames(grid)
     return write_replay(

@@ -159,8 +159,8 @@ def steering(human: dict[str, list], generated: dict[str, list], seed: int) -> d
 
 
 def run(args: argparse.Namespace) -> dict:
-    if len(args.player) != 2:
-        raise BadInputError(None, "--player needs two players, each with a folder of generated replays")
+    if len(args.player) not in (1, 2) or (len(args.player) == 1 and not args.baseline):
+        raise BadInputError(None, "give two --player NAME DIR (or one with --baseline), each with generated replays")
     maps = maps_by_md5(args.songs)
     humans = read_records(args.human, [])
     human, generated = {}, {}
@@ -172,15 +172,13 @@ def run(args: argparse.Namespace) -> dict:
             raise BadInputError(folder, f"needs paired human replays of {name} and generated replays of known maps")
     human_habits = {name: habits(p) for name, p in human.items()}
     generated_habits = {name: habits(p) for name, p in generated.items()}
-    table = compare(human_habits, generated_habits)
-    summary = {
-        "habits": table,
-        "follows": sum(v["follows"] for v in table.values()),
-        "steering": steering(
-            {n: _windows(p) for n, p in human.items()}, {n: _windows(p) for n, p in generated.items()}, args.seed
-        ),
-        "replays": {name: {"human": len(human[name]), "generated": len(generated[name])} for name in human},
-    }
+    summary = {"replays": {name: {"human": len(human[name]), "generated": len(generated[name])} for name in human}}
+    if len(human) == 2:
+        table = compare(human_habits, generated_habits)
+        summary["habits"] = table
+        summary["follows"] = sum(v["follows"] for v in table.values())
+        windows = [{n: _windows(p) for n, p in plays.items()} for plays in (human, generated)]
+        summary["steering"] = steering(*windows, args.seed)
     if args.baseline:
         baseline = habits(_plays(read_records([args.baseline], []), maps, 0))
         summary["against_default"] = {
@@ -192,10 +190,12 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def report(summary: dict) -> str:
-    lines = [f"replays: {summary['replays']}; habits that follow the humans: {summary['follows']}/{len(HABIT_NAMES)}"]
-    for habit, row in summary["habits"].items():
-        lines.append(f"{habit}: " + ", ".join(f"{k} {v}" for k, v in row.items()))
-    lines.append("steering: " + ", ".join(f"{k} {v}" for k, v in summary["steering"].items()))
+    lines = [f"replays: {summary['replays']}"]
+    if "habits" in summary:
+        lines.append(f"habits that follow the humans: {summary['follows']}/{len(HABIT_NAMES)}")
+        for habit, row in summary["habits"].items():
+            lines.append(f"{habit}: " + ", ".join(f"{k} {v}" for k, v in row.items()))
+        lines.append("steering: " + ", ".join(f"{k} {v}" for k, v in summary["steering"].items()))
     for name, rows in summary.get("against_default", {}).items():
         shows = [habit for habit, row in rows.items() if row["shows"]]
         lines.append(f"{name} against the default player: {len(shows)}/{len(rows)} habits shown ({', '.join(shows)})")
@@ -209,7 +209,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--songs", type=Path, nargs="+", required=True, help="folders with the maps (found by MD5)")
     p.add_argument(
         "--player", nargs=2, action="append", default=[], metavar=("NAME", "DIR"), help="a player and the folder "
-        "of replays generated as that player (give two)"
+        "of replays generated as that player (give two, or one with --baseline)"
     )  # fmt: skip
     p.add_argument("--baseline", type=Path, help="folder of replays generated as the default player, same maps")
     p.add_argument("--min-objects", type=int, default=20, help="human replays of maps with fewer objects are left out")

@@ -16,8 +16,9 @@ from data.position_io import (
     normalize_positions,
 )
 from data.prepare import prepare
+from data.spans import window_starts
 from data.style_features import STYLE_FEATURE_DIM
-from data.windows import WindowDataset, load_cache, window_starts
+from data.windows import WindowDataset, load_cache
 
 SEQ_LEN = 32
 STRIDE = 16

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from data.beatmap.osu_reader import read_beatmap
-from data.replay.habits import HABIT_NAMES, describe, tick_habits, window_descriptor
+from data.replay.habits import HABIT_NAMES, describe, habit_stats, normalize_habits, tick_habits, window_descriptor
 from data.replay.mods import apply_mods
 from data.replay.osr import read_replay, to_grid
-from data.replay_io import FEATURE_INDEX, map_features
-from data.replay_windows import ReplayWindowDataset, active_span, habit_stats, normalize_habits
+from data.replay_io import FEATURE_INDEX, active_span, map_features
+from data.replay_windows import ReplayWindowDataset
 from tests.conftest import FIXTURES
 
 H = {name: i for i, name in enumerate(HABIT_NAMES)}

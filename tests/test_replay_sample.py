@@ -12,11 +12,10 @@ import sample
 from data.beatmap.osu_reader import read_beatmap
 from data.replay.frame_timing import FrameTiming, measure
 from data.replay.gameplay import judge, stacked_positions
-from data.replay.habits import NUM_HABITS
+from data.replay.habits import NUM_HABITS, habit_stats, normalize_habits
 from data.replay.mods import HR, apply_mods
 from data.replay.osr import read_replay
 from data.replay_io import NUM_MODEL_FEATURES
-from data.replay_windows import habit_stats, normalize_habits
 from data.tables import PlayerTable, StyleTable
 from dit.checkpoint import load_checkpoint, model_config_dict, save_checkpoint
 from dit.models import DiTConfig, PositionDiT

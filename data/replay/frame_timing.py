@@ -193,12 +193,25 @@ class FrameTiming:
             now = steps[-1]
         return np.concatenate(times)
 
-    def frames(self, grid: ReplayGrid, rng: np.random.Generator, player: str | None = None) -> ReplayFrames:
+    def draw_setup(self, rng: np.random.Generator, player: str | None = None) -> int:
+        """One measured replay's setup: one of `player`'s own when the pool has any, else any."""
+        own = [i for i, name in enumerate(self.setup_player) if player and name == name_key(player)]
+        candidates = own or range(len(self.repeat_probability))
+        return int(candidates[rng.integers(len(candidates))])
+
+    def frames(
+        self,
+        grid: ReplayGrid,
+        rng: np.random.Generator,
+        player: str | None = None,
+        grid_keys: bool = False,
+        setup: int | None = None,
+    ) -> ReplayFrames:
         """The grid's cursor and keys at human frame times, in song time (what an .osr stores).
 
         One measured replay's setup is drawn (its runs of intervals, its repeat table, its pixel lattice, its
-        key alternation): one of `player`'s own when the pool has any, else any. Each press goes to the key
-        that replay's player would use (`_keys_of_holds`).
+        key alternation; `draw_setup`), unless `setup` names one. Each press goes to the key
+        that replay's player would use (`_keys_of_holds`), or with `grid_keys` stays on the grid's own key.
         Each key change gets a frame of its own with `key_frame_probability`, at a uniform time within its tick
         (the grid only knows the tick); otherwise it moves to the nearest frame, where a client would record it. A
         hold no frame would see gets one. Positions are the grid's, interpolated, except where that replay's
@@ -206,13 +219,11 @@ class FrameTiming:
         its pixel lattice."""
         step = grid.step_ms
         t_grid = np.asarray(grid.time_ms, np.float64)
-        own = [i for i, name in enumerate(self.setup_player) if player and name == name_key(player)]
-        candidates = own or range(len(self.repeat_probability))
-        setup = int(candidates[rng.integers(len(candidates))])
+        setup = self.draw_setup(rng, player) if setup is None else setup
         times = self.frame_times(round(t_grid[0]), t_grid[-1], self.runs[self.run_replay == setup], rng)
         times = times[times <= t_grid[-1]]
         holds, extra = [], []  # holds: (key bits, press, release) in whole ms of play time
-        for bits, p, r in self._keys_of_holds(grid, setup, rng):
+        for bits, p, r in self._grid_holds(grid) if grid_keys else self._keys_of_holds(grid, setup, rng):
             release_tick = t_grid[r] if r < len(t_grid) else t_grid[-1] + step
             press, release = (self._place(t, step, times, rng, extra) for t in (t_grid[p], release_tick))
             if release <= press:  # both edges met one frame: the hold gets its own
@@ -241,6 +252,14 @@ class FrameTiming:
             x = ox + quantum * np.round((x - ox) / quantum)
             y = oy + quantum * np.round((y - oy) / quantum)
         return ReplayFrames(times * grid.rate, x.astype(np.float32), y.astype(np.float32), keys)
+
+    @staticmethod
+    def _grid_holds(grid: ReplayGrid) -> list[tuple[int, int, int]]:
+        """(key bits, press tick, release tick) of every hold of the grid, on its own key."""
+        holds = []
+        for bits, down in ((KEY1_BITS, grid.k1), (KEY2_BITS, grid.k2)):
+            holds += [(bits, p, r) for p, r in key_holds(np.asarray(down, bool))]
+        return sorted(holds, key=lambda h: (h[1], h[0]))
 
     def _keys_of_holds(self, grid: ReplayGrid, setup: int, rng: np.random.Generator) -> list[tuple[int, int, int]]:
         """(key bits, press tick, release tick) of every hold of the grid, in press order, each on the key the

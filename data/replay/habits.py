@@ -120,6 +120,22 @@ def median_descriptor(descriptors: np.ndarray) -> np.ndarray:
         return np.nanmedian(descriptors, axis=0)
 
 
+def habit_stats(descriptors: np.ndarray) -> dict[str, list[float]]:
+    """Centre (median) and scale (standard deviation) of raw window descriptors [W, NUM_HABITS], the
+    normalisation `normalize_habits` applies (stored in replay checkpoints)."""
+    center = np.nan_to_num(median_descriptor(descriptors))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a habit no window measured: scale 1
+        scale = np.nan_to_num(np.nanstd(descriptors, axis=0), nan=1.0) if len(descriptors) else np.ones(NUM_HABITS)
+    return {"center": [float(v) for v in center], "scale": [float(v) if v > 0 else 1.0 for v in scale]}
+
+
+def normalize_habits(descriptor: np.ndarray, stats: dict[str, list[float]]) -> np.ndarray:
+    """A raw descriptor [..., NUM_HABITS] as the network reads it: unit scale, an unmeasured habit at 0."""
+    out = (np.asarray(descriptor, np.float64) - stats["center"]) / stats["scale"]
+    return np.nan_to_num(out, nan=0.0).astype(np.float32)
+
+
 def describe(descriptor: dict[str, float]) -> str:
     """A player's raw descriptor (habit name -> value) in words, e.g. for --list-players."""
     d = descriptor
