@@ -122,6 +122,13 @@ def player_features(model, ckpt: dict, choice: PlayerChoice) -> np.ndarray | Non
     return model.class_descriptor(choice.index).float().cpu().numpy()
 
 
+def raw_habits(features: np.ndarray, ckpt: dict) -> dict[str, float]:
+    """A normalised descriptor the network reads back in the habits' own units (data.replay.habits)."""
+    stats = ckpt["extra"]["habits"]
+    raw = np.asarray(features, np.float64) * np.array(stats["scale"]) + np.array(stats["center"])
+    return dict(zip(stats["names"], (float(v) for v in raw), strict=True))
+
+
 def describe_players(model, ckpt: dict, players: PlayerTable) -> str:
     """One line per known player: class, name, and the habits the checkpoint asks for as them, in words."""
     names = ckpt["extra"].get("habits", {}).get("names")
@@ -131,9 +138,7 @@ def describe_players(model, ckpt: dict, players: PlayerTable) -> str:
         if descriptor is None or not descriptor.abs().sum():  # a checkpoint without habits, or none measured
             lines.append(f"{index}\t{name}" + ("\t(no paired replay in training: habits unknown)" if names else ""))
             continue
-        stats = ckpt["extra"]["habits"]
-        raw = descriptor.float().cpu().numpy() * np.array(stats["scale"]) + np.array(stats["center"])
-        lines.append(f"{index}\t{name}\t{describe(dict(zip(names, raw, strict=True)))}")
+        lines.append(f"{index}\t{name}\t{describe(raw_habits(descriptor.float().cpu().numpy(), ckpt))}")
     return "\n".join(lines)
 
 
@@ -249,9 +254,10 @@ def play(
                 player, features, asked = drawn, model.class_descriptor(drawn).float().cpu().numpy(), True
     grid = generate_replay_grid(modded, model, ckpt, player, player_features=features, **generate_kwargs)
     if timing is not None:
-        # A network asked for a player's habits chose the keys by them (alternation is one); without a player
-        # it was asked for none, and the drawn setup's player picks them.
-        frames = timing.frames(grid, rng, grid_keys=asked, setup=setup)
+        # Which key a press takes is drawn, not learned (the network alternates in no window): by the asked
+        # player's own alternation in runs of presses, else by the drawn setup's player's.
+        alternation = raw_habits(features, ckpt).get("alternation") if asked else None
+        frames = timing.frames(grid, rng, setup=setup, alternation=alternation)
     else:
         frames = grid_frames(grid)
     return write_replay(

@@ -6,6 +6,7 @@ import pytest
 from data.beatmap.osu_reader import read_beatmap
 from data.replay.frame_timing import BLOCK, FrameTiming, lattice, measure, repeat_cells
 from data.replay.gameplay import judge
+from data.replay.habits import ALTERNATION_GAP_MS
 from data.replay.mods import apply_mods
 from data.replay.osr import KEY1_BITS, KEY2_BITS, read_replay, to_grid
 from tests.conftest import FIXTURES
@@ -101,3 +102,20 @@ def test_presses_take_the_key_the_drawn_player_would(timing):
     presses = [_presses(frames.keys & bits) for bits in (KEY1_BITS, KEY2_BITS)]
     assert sum(presses) == _presses(np.where(single, KEY1_BITS, 0)), "no press is lost or merged"
     assert min(presses) >= 0.1 * sum(presses), "both keys tap"
+
+
+def test_an_asked_alternation_decides_the_keys_of_runs_of_presses(timing):
+    grid = to_grid(next(r for r in map(read_replay, REPLAYS) if r.player == "yuitora"))  # a stream player
+    single = grid.k1 | grid.k2
+    one_key = type(grid)(grid.time_ms, grid.x, grid.y, single, np.zeros_like(single), grid.step_ms, grid.rate)
+    shares = []
+    for asked in (0.0, 1.0):
+        frames = timing.frames(one_key, np.random.default_rng(0), setup=0, alternation=asked)
+        edges = [(t, bits) for bits in (KEY1_BITS, KEY2_BITS) for t in frames.time_ms[1:][
+            ((frames.keys[1:] & bits) != 0) & ((frames.keys[:-1] & bits) == 0)]]  # fmt: skip
+        edges.sort()
+        runs = [(a[1] != b[1]) for a, b in zip(edges, edges[1:], strict=False) if b[0] - a[0] < ALTERNATION_GAP_MS]
+        assert len(runs) > 100, "the fixture replay has runs of presses"
+        shares.append(np.mean(runs))
+    # A key still down makes a press take the other one, so single-tapping is not quite absolute.
+    assert shares[0] < 0.1 and shares[1] > 0.9

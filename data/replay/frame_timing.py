@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from data.replay.habits import ALTERNATION_GAP_MS
 from data.replay.osr import KEY1_BITS, KEY2_BITS, ReplayFrames, ReplayGrid, ReplayRecord, key_holds
 from data.tables import name_key
 
@@ -204,14 +205,15 @@ class FrameTiming:
         grid: ReplayGrid,
         rng: np.random.Generator,
         player: str | None = None,
-        grid_keys: bool = False,
         setup: int | None = None,
+        alternation: float | None = None,
     ) -> ReplayFrames:
         """The grid's cursor and keys at human frame times, in song time (what an .osr stores).
 
         One measured replay's setup is drawn (its runs of intervals, its repeat table, its pixel lattice, its
         key alternation; `draw_setup`), unless `setup` names one. Each press goes to the key
-        that replay's player would use (`_keys_of_holds`), or with `grid_keys` stays on the grid's own key.
+        that replay's player would use (`_keys_of_holds`); `alternation`, when given, is the chance instead
+        for presses closer than data.replay.habits.ALTERNATION_GAP_MS (an asked player's own habit).
         Each key change gets a frame of its own with `key_frame_probability`, at a uniform time within its tick
         (the grid only knows the tick); otherwise it moves to the nearest frame, where a client would record it. A
         hold no frame would see gets one. Positions are the grid's, interpolated, except where that replay's
@@ -223,7 +225,7 @@ class FrameTiming:
         times = self.frame_times(round(t_grid[0]), t_grid[-1], self.runs[self.run_replay == setup], rng)
         times = times[times <= t_grid[-1]]
         holds, extra = [], []  # holds: (key bits, press, release) in whole ms of play time
-        for bits, p, r in self._grid_holds(grid) if grid_keys else self._keys_of_holds(grid, setup, rng):
+        for bits, p, r in self._keys_of_holds(grid, setup, rng, alternation):
             release_tick = t_grid[r] if r < len(t_grid) else t_grid[-1] + step
             press, release = (self._place(t, step, times, rng, extra) for t in (t_grid[p], release_tick))
             if release <= press:  # both edges met one frame: the hold gets its own
@@ -253,15 +255,9 @@ class FrameTiming:
             y = oy + quantum * np.round((y - oy) / quantum)
         return ReplayFrames(times * grid.rate, x.astype(np.float32), y.astype(np.float32), keys)
 
-    @staticmethod
-    def _grid_holds(grid: ReplayGrid) -> list[tuple[int, int, int]]:
-        """(key bits, press tick, release tick) of every hold of the grid, on its own key."""
-        holds = []
-        for bits, down in ((KEY1_BITS, grid.k1), (KEY2_BITS, grid.k2)):
-            holds += [(bits, p, r) for p, r in key_holds(np.asarray(down, bool))]
-        return sorted(holds, key=lambda h: (h[1], h[0]))
-
-    def _keys_of_holds(self, grid: ReplayGrid, setup: int, rng: np.random.Generator) -> list[tuple[int, int, int]]:
+    def _keys_of_holds(
+        self, grid: ReplayGrid, setup: int, rng: np.random.Generator, alternation: float | None = None
+    ) -> list[tuple[int, int, int]]:
         """(key bits, press tick, release tick) of every hold of the grid, in press order, each on the key the
         setup's player would use: the other key than the press before with that replay's chance for the gap,
         unless that key is still down (or just released), where the other one is taken."""
@@ -276,6 +272,8 @@ class FrameTiming:
             if previous is not None:
                 gap_ms = (p - previous[0]) * grid.step_ms
                 chance = self.alternation[setup][np.digitize(gap_ms, ALTERNATION_GAP_EDGES[1:])]
+                if alternation is not None and gap_ms < ALTERNATION_GAP_MS:
+                    chance = alternation
                 key = 1 - previous[1] if rng.random() < chance else previous[1]
             if free_from[key] > p:
                 key = 1 - key if free_from[1 - key] <= p else number
