@@ -23,7 +23,13 @@ from pathlib import Path
 from data.errors import BadInputError, refusal_exit
 from dit.diffusion import SAMPLERS
 from pipeline.job import Job, run
-from pipeline.play import DEFAULT_KEY_TEMPERATURE, DEFAULT_REPLAY_CKPT, DEFAULT_REPLAY_TEMPERATURE, FRAME_TIMINGS
+from pipeline.play import (
+    DEFAULT_KEY_TEMPERATURE,
+    DEFAULT_REPLAY_CKPT,
+    DEFAULT_REPLAY_TEMPERATURE,
+    FRAME_TIMINGS,
+    PLAYER_CFG_SCALE,
+)
 from pipeline.remap import (
     DEFAULT_CKPT,
     GRID_CHOICES,
@@ -58,7 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--cfg-scale",
         type=float,
         default=None,
-        help=f"classifier-free guidance scale (1 = one pass; default {STYLE_CFG_SCALE:g} for a map style, else 1)",
+        help=f"classifier-free guidance scale (1 = one pass; default {STYLE_CFG_SCALE:g} for a map style, "
+        f"{PLAYER_CFG_SCALE:g} for a replay player, else 1)",
     )
     p.add_argument("--num-sampling-steps", type=int, default=20, help="denoising steps")
     p.add_argument("--sampler", choices=sorted(SAMPLERS), default="ddim", help="sampler")

@@ -42,6 +42,9 @@ REPLAY_PLAYER_NAME = "osu-dit"
 # the most likely play. Figures for the choice: docs/measurements.md (replays).
 DEFAULT_REPLAY_TEMPERATURE = 1.0
 DEFAULT_KEY_TEMPERATURE = 0.5
+# Guidance toward an asked player's habits: at 1 the two test players' plays were told apart at AUC 0.78, at 3
+# at 0.95 (docs/measurements.md, player style).
+PLAYER_CFG_SCALE = 3.0
 FrameTimingKind = Literal["human", "grid"]
 FRAME_TIMINGS: tuple[str, ...] = get_args(FrameTimingKind)
 DRAWN_PLAYER = True
@@ -63,6 +66,10 @@ class PlayerChoice:
     index: int
     habits: np.ndarray | None
     label: str
+
+    @property
+    def asked(self) -> bool:
+        return bool(self.index) or self.habits is not None
 
 
 def choose_player(
