@@ -47,7 +47,6 @@ DEFAULT_KEY_TEMPERATURE = 0.5
 PLAYER_CFG_SCALE = 3.0
 FrameTimingKind = Literal["human", "grid"]
 FRAME_TIMINGS: tuple[str, ...] = get_args(FrameTimingKind)
-DRAWN_PLAYER = True
 
 
 def load_replay_model(ckpt_path: str | Path = DEFAULT_REPLAY_CKPT):
@@ -244,27 +243,19 @@ def play(
         raise ValueError(f"unknown frame timing {frame_timing!r}, expected one of {FRAME_TIMINGS}")
     flags = parse_mods(mods) if isinstance(mods, str) else int(mods)
     modded = apply_mods(beatmap, flags)
-    seed = int(generate_kwargs.get("seed", 0))
-    players = PlayerTable.from_dict(ckpt["extra"]["players"])
-    profile = ckpt["extra"].get("frame_timing")
-    timing = FrameTiming.from_dict(profile) if frame_timing == "human" and profile else None
     features = generate_kwargs.pop("player_features", None)
-    asked = features is not None and bool(np.any(features))
-    if timing is not None:
+    grid = generate_replay_grid(modded, model, ckpt, player, player_features=features, **generate_kwargs)
+    seed = int(generate_kwargs.get("seed", 0))
+    profile = ckpt["extra"].get("frame_timing")
+    if frame_timing == "human" and profile:
         # Seeded by the map too: one seed over many maps draws many human setups, as many players would.
         rng = np.random.default_rng([seed, int(beatmap.md5[:8], 16)])
-        setup = timing.draw_setup(rng, players.players[player - 1] if player else None)
-        if not asked and DRAWN_PLAYER:
-            # No player asked for: the drawn setup's player plays, habits and all, when the checkpoint knows them.
-            drawn = players.class_of(timing.setup_player[setup])
-            if drawn and features is not None and model.class_descriptor(drawn).abs().sum() > 0:
-                player, features, asked = drawn, model.class_descriptor(drawn).float().cpu().numpy(), True
-    grid = generate_replay_grid(modded, model, ckpt, player, player_features=features, **generate_kwargs)
-    if timing is not None:
-        # Which key a press takes is drawn, not learned (the network alternates in no window): by the asked
+        name = PlayerTable.from_dict(ckpt["extra"]["players"]).players[player - 1] if player else None
+        # Which key a press takes is drawn, not learned (the network alternates in no window): by an asked
         # player's own alternation in runs of presses, else by the drawn setup's player's.
-        alternation = raw_habits(features, ckpt).get("alternation") if asked else None
-        frames = timing.frames(grid, rng, setup=setup, alternation=alternation)
+        asked = features is not None and bool(np.any(features))
+        alternation = raw_habits(features, ckpt)["alternation"] if asked else None
+        frames = FrameTiming.from_dict(profile).frames(grid, rng, player=name, alternation=alternation)
     else:
         frames = grid_frames(grid)
     return write_replay(

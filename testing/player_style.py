@@ -48,7 +48,7 @@ from data.tables import name_key  # noqa: E402
 from pipeline.play import replay_descriptor  # noqa: E402
 from testing.cli import main_of  # noqa: E402
 from testing.map_discriminator import judge  # noqa: E402
-from testing.replay_discriminator import TIMING_PREFIXES, read_records, window_features  # noqa: E402
+from testing.replay_discriminator import KEY_PREFIXES, TIMING_PREFIXES, read_records, window_features  # noqa: E402
 from testing.replay_judge import maps_by_md5  # noqa: E402
 
 HABIT_WINDOW_TICKS = 512  # as the replay model's training windows (train.py --seq-len)
@@ -123,12 +123,13 @@ def _windows(plays: list[tuple]) -> list[tuple[pd.DataFrame, str, str]]:
     return [(window_features(play, record.frames), group, record.beatmap_md5) for record, play, group in plays]
 
 
-def steering(human: dict[str, list], generated: dict[str, list], seed: int) -> dict:
+def steering(human: dict[str, list], generated: dict[str, list], seed: int, cursor_only: bool = False) -> dict:
     """The classifier of the two humans (label 1 = the first player), cross-validated on them, then trained on
-    all their windows and scoring the generated ones."""
+    all their windows and scoring the generated ones (`cursor_only`: without the keys' features either)."""
     a, b = list(human)
     samples = [(f, 1, g) for f, g, _ in human[a]] + [(f, 0, g) for f, g, _ in human[b]]
-    columns = [c for c in samples[0][0].columns if not c.startswith(TIMING_PREFIXES + PIXEL_PREFIXES)]
+    left_out = TIMING_PREFIXES + PIXEL_PREFIXES + (KEY_PREFIXES if cursor_only else ())
+    columns = [c for c in samples[0][0].columns if not c.startswith(left_out)]
     # Cross-validation needs each player on two map sets at least (a fold must see both players).
     sets = [{g for _, g, _ in human[name]} for name in (a, b)]
     humans = judge(samples, columns, seed, balanced=True) if min(map(len, sets)) >= 2 else {}
@@ -179,6 +180,7 @@ def run(args: argparse.Namespace) -> dict:
         summary["follows"] = sum(v["follows"] for v in table.values())
         windows = [{n: _windows(p) for n, p in plays.items()} for plays in (human, generated)]
         summary["steering"] = steering(*windows, args.seed)
+        summary["steering_cursor_only"] = steering(*windows, args.seed, cursor_only=True)
     if args.baseline:
         baseline = habits(_plays(read_records([args.baseline], []), maps, 0))
         summary["against_default"] = {
@@ -195,7 +197,8 @@ def report(summary: dict) -> str:
         lines.append(f"habits that follow the humans: {summary['follows']}/{len(HABIT_NAMES)}")
         for habit, row in summary["habits"].items():
             lines.append(f"{habit}: " + ", ".join(f"{k} {v}" for k, v in row.items()))
-        lines.append("steering: " + ", ".join(f"{k} {v}" for k, v in summary["steering"].items()))
+        for name in ("steering", "steering_cursor_only"):
+            lines.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in summary[name].items()))
     for name, rows in summary.get("against_default", {}).items():
         shows = [habit for habit, row in rows.items() if row["shows"]]
         lines.append(f"{name} against the default player: {len(shows)}/{len(rows)} habits shown ({', '.join(shows)})")
