@@ -125,7 +125,14 @@ def player_features(model, ckpt: dict, choice: PlayerChoice) -> np.ndarray | Non
         return None
     if choice.habits is not None:
         return normalize_habits(choice.habits, ckpt["extra"]["habits"])
-    return model.class_descriptor(choice.index).float().cpu().numpy()
+    descriptor = model.class_descriptor(choice.index).float().cpu().numpy()
+    if choice.index and not descriptor.any():  # only replays without their map: the model never trained on them
+        raise BadInputError(
+            None,
+            f"--player {choice.label!r}: the replay checkpoint knows no habits of this player (no replay of theirs "
+            "with its map in training); give one of their replays with --player-from",
+        )
+    return descriptor
 
 
 def raw_habits(features: np.ndarray, ckpt: dict) -> dict[str, float]:

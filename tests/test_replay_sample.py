@@ -188,3 +188,11 @@ def test_player_from_without_its_map_or_with_another_is_one_line(
     assert not (tmp_path / "x.osr").exists()
     with pytest.raises(SystemExit):
         sample.parse_args(["--beatmap", str(short_map), "--replay-only", "--player-map", str(short_map)])
+
+
+def test_a_player_without_habits_is_one_line_that_points_to_player_from(short_map, checkpoints, tmp_path, capsys):
+    assert _replay_only(short_map, checkpoints, tmp_path / "w.osr", "--player", "WhiteCat") == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "WhiteCat" in err and "--player-from" in err
+    assert not (tmp_path / "w.osr").exists()
+    assert _replay_only(short_map, checkpoints, tmp_path / "a.osr", "--player", "abraker") == 0
