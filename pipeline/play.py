@@ -12,25 +12,22 @@ import torch
 
 from data.beatmap.osu_file import Beatmap
 from data.beatmap.osu_reader import read_beatmap
-from data.cache import replay_array
 from data.errors import BadInputError
 from data.replay.frame_timing import FrameTiming
 from data.replay.gameplay import judge
-from data.replay.habits import describe, median_descriptor, normalize_habits, tick_habits, windows_descriptor
+from data.replay.habits import describe, normalize_habits, replay_descriptor
 from data.replay.mods import NOT_HUMAN_MODS, PlayBeatmap, apply_mods, parse_mods
-from data.replay.osr import ReplayGrid, ReplayRecord, grid_frames, read_replay, to_grid, write_replay
+from data.replay.osr import ReplayGrid, grid_frames, read_replay, write_replay
 from data.replay_io import (
     CHANNELS,
     LEAD_IN_MS,
     TAIL_MS,
-    active_span,
     decode_targets,
     map_features,
     model_features,
     reference_path,
     unhairpin,
 )
-from data.spans import window_starts
 from data.tables import PlayerTable
 from dit import diffusion
 from dit.checkpoint import build_model_from_checkpoint, load_checkpoint
@@ -98,20 +95,6 @@ def _map_beside(replay: Path, md5: str) -> Path:
             if hashlib.md5(path.read_bytes()).hexdigest() == md5:
                 return path
     raise BadInputError(replay, f"its map (MD5 {md5}) is not in {replay.parent}; give it with --player-map")
-
-
-def replay_descriptor(record: ReplayRecord, play: PlayBeatmap, seq_len: int) -> np.ndarray:
-    """A human replay's raw habit descriptor: the median over its windows, measured as training measures
-    each window (data.replay_windows)."""
-    grid = to_grid(record)
-    array = replay_array(grid, map_features(play, grid.time_ms))
-    first, last = active_span(array["features"])
-    array = array[first:last]
-    if len(array) == 0:
-        raise BadInputError(None, "the replay never comes near an object: no habits to measure")
-    ticks = tick_habits(array["time_ms"], array["x"], array["y"], array["k1"], array["k2"], array["features"])
-    starts = window_starts(len(array), seq_len, seq_len // 2)
-    return median_descriptor(windows_descriptor(ticks, starts, seq_len))
 
 
 def player_features(model, ckpt: dict, choice: PlayerChoice) -> np.ndarray | None:

@@ -42,10 +42,9 @@ sys.path.insert(0, str(ROOT))
 from data.atomic import write_text_atomic  # noqa: E402
 from data.beatmap.osu_reader import read_beatmap  # noqa: E402
 from data.errors import BadInputError  # noqa: E402
-from data.replay.habits import HABIT_NAMES  # noqa: E402
+from data.replay.habits import HABIT_NAMES, replay_descriptor  # noqa: E402
 from data.replay.mods import apply_mods  # noqa: E402
 from data.tables import name_key  # noqa: E402
-from pipeline.play import replay_descriptor  # noqa: E402
 from testing.cli import main_of  # noqa: E402
 from testing.map_discriminator import judge  # noqa: E402
 from testing.replay_discriminator import KEY_PREFIXES, TIMING_PREFIXES, read_records, window_features  # noqa: E402

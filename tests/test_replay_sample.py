@@ -12,7 +12,7 @@ import sample
 from data.beatmap.osu_reader import read_beatmap
 from data.replay.frame_timing import FrameTiming, measure
 from data.replay.gameplay import judge, stacked_positions
-from data.replay.habits import NUM_HABITS, habit_stats, normalize_habits
+from data.replay.habits import NUM_HABITS, habit_stats, normalize_habits, replay_descriptor
 from data.replay.mods import HR, apply_mods
 from data.replay.osr import read_replay
 from data.replay_io import NUM_MODEL_FEATURES
@@ -20,7 +20,6 @@ from data.tables import PlayerTable, StyleTable
 from dit.checkpoint import load_checkpoint, model_config_dict, save_checkpoint
 from dit.models import DiTConfig, PositionDiT
 from dit.replay_model import ReplayDiT, ReplayDiTConfig
-from pipeline.play import replay_descriptor
 from pipeline.tasks import ReplayTask
 from tests.conftest import FIXTURES
 

@@ -14,9 +14,12 @@ import warnings
 
 import numpy as np
 
+from data.errors import BadInputError
 from data.position_io import POSITION_CENTER, POSITION_SCALE
-from data.replay.osr import key_holds
-from data.replay_io import FEATURE_INDEX, MAX_LOOKAHEAD_MS, MS_PER_UNIT
+from data.replay.mods import PlayBeatmap
+from data.replay.osr import ReplayRecord, key_holds, to_grid
+from data.replay_io import FEATURE_INDEX, MAX_LOOKAHEAD_MS, MS_PER_UNIT, active_span, map_features
+from data.spans import window_starts
 
 HABIT_NAMES = ("hit_error_ms", "aim_offset_radii", "alternation", "hold_share", "tremor_px", "rest_share")
 NUM_HABITS = len(HABIT_NAMES)
@@ -95,6 +98,20 @@ def tick_habits(time_ms: np.ndarray, x: np.ndarray, y: np.ndarray, k1, k2, featu
         out[p, col["hit_error_ms"]] = press_t[j] - hit[i]
         out[p, col["aim_offset_radii"]] = np.hypot(x[p] - hx[i], y[p] - hy[i]) / radius
     return out
+
+
+def replay_descriptor(record: ReplayRecord, play: PlayBeatmap, seq_len: int) -> np.ndarray:
+    """A human replay's raw descriptor against its modded map: the median over its windows of `seq_len` ticks,
+    measured as training measures each window (data.replay_windows)."""
+    grid = to_grid(record)
+    features = map_features(play, grid.time_ms)
+    first, last = active_span(features)
+    if last <= first:
+        raise BadInputError(record.path, "the replay never comes near an object: no habits to measure")
+    keep = slice(first, last)
+    ticks = tick_habits(grid.time_ms[keep], grid.x[keep], grid.y[keep], grid.k1[keep], grid.k2[keep], features[keep])
+    starts = window_starts(last - first, seq_len, seq_len // 2)
+    return median_descriptor(windows_descriptor(ticks, starts, seq_len))
 
 
 def window_descriptor(habits: np.ndarray) -> np.ndarray:
