@@ -241,7 +241,7 @@ def play(
         # Seeded by the map too: one seed over many maps draws many human setups, as many players would.
         rng = np.random.default_rng([seed, int(beatmap.md5[:8], 16)])
         name = PlayerTable.from_dict(ckpt["extra"]["players"]).players[player - 1] if player else None
-        # Which key a press takes is drawn, not learned (the network alternates in no window): by an asked
+        # Which key a press takes is drawn, not learned (the network alternates all or nothing): by an asked
         # player's own alternation in runs of presses, else by the drawn setup's player's.
         asked = features is not None and bool(np.any(features))
         alternation = raw_habits(features, ckpt)["alternation"] if asked else None
