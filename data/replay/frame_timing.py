@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data.replay.habits import ALTERNATION_GAP_MS
+from data.replay.habits import ALTERNATION_GAP_MS, CHORD_MS
 from data.replay.osr import KEY1_BITS, KEY2_BITS, ReplayFrames, ReplayGrid, ReplayRecord, key_holds
 from data.tables import name_key
 
@@ -33,7 +33,6 @@ PRIOR_FRAMES = 50.0  # a replay's repeat table leans on the pooled one as if the
 # (ms of play time): streams alternate, slow rhythms often do not, and players differ most of all.
 ALTERNATION_GAP_EDGES = (0.0, 120.0, 180.0, 250.0, 400.0)
 PRIOR_PRESSES = 20.0
-CHORD_MS = 20.0  # presses of both keys closer than this are one chord
 MIN_GAP_TICKS = 2  # a key's holds stay this many grid ticks apart (as data.replay_io.clean_keys leaves them)
 LATTICE_TOLERANCE = 0.01  # px: a coordinate step within this of a multiple of the quantum is on the lattice
 LATTICE_SHARE = 0.9  # a replay is on a lattice when this share of its small steps are
