@@ -108,14 +108,25 @@ def player_features(model, ckpt: dict, choice: PlayerChoice) -> np.ndarray | Non
         return None
     if choice.habits is not None:
         return normalize_habits(choice.habits, ckpt["extra"]["habits"])
-    descriptor = model.class_descriptor(choice.index).float().cpu().numpy()
-    if choice.index and not descriptor.any():  # only replays without their map: the model never trained on them
+    if not choice.index:
+        return np.zeros(model.config.class_feature_dim, np.float32)
+    descriptor = class_habits(model, choice.index)
+    if descriptor is None:
         raise BadInputError(
             None,
             f"--player {choice.label!r}: the replay checkpoint knows no habits of this player (no replay of theirs "
             "with its map in training); give one of their replays with --player-from",
         )
     return descriptor
+
+
+def class_habits(model, index: int) -> np.ndarray | None:
+    """The normalised habits the model asks for as a player class; None when it reads none, or when the player
+    had no replay with its map in training (their row was left at zero)."""
+    descriptor = model.class_descriptor(index)
+    if descriptor is None or not descriptor.any():
+        return None
+    return descriptor.float().cpu().numpy()
 
 
 def raw_habits(features: np.ndarray, ckpt: dict) -> dict[str, float]:
@@ -127,14 +138,16 @@ def raw_habits(features: np.ndarray, ckpt: dict) -> dict[str, float]:
 
 def describe_players(model, ckpt: dict, players: PlayerTable) -> str:
     """One line per known player: class, name, and the habits the checkpoint asks for as them, in words."""
-    names = ckpt["extra"].get("habits", {}).get("names")
+    reads_habits = bool(model.config.class_feature_dim)
     lines = []
     for index, name in enumerate(players.players, start=1):
-        descriptor = model.class_descriptor(index) if names else None
-        if descriptor is None or not descriptor.abs().sum():  # a checkpoint without habits, or none measured
-            lines.append(f"{index}\t{name}" + ("\t(no paired replay in training: habits unknown)" if names else ""))
+        descriptor = class_habits(model, index)
+        if descriptor is None:
+            lines.append(
+                f"{index}\t{name}" + ("\t(no paired replay in training: habits unknown)" if reads_habits else "")
+            )
             continue
-        lines.append(f"{index}\t{name}\t{describe(raw_habits(descriptor.float().cpu().numpy(), ckpt))}")
+        lines.append(f"{index}\t{name}\t{describe(raw_habits(descriptor, ckpt))}")
     return "\n".join(lines)
 
 
@@ -221,6 +234,7 @@ def play(
     output: str | Path | None = None,
     player_name: str = REPLAY_PLAYER_NAME,
     frame_timing: FrameTimingKind = "human",
+    player_features: np.ndarray | None = None,
     **generate_kwargs,
 ) -> bytes:
     """An osu!stable .osr of the model playing `beatmap` (data.beatmap.osu_file.Beatmap) with `mods`; written to
@@ -233,8 +247,7 @@ def play(
         raise ValueError(f"unknown frame timing {frame_timing!r}, expected one of {FRAME_TIMINGS}")
     flags = parse_mods(mods) if isinstance(mods, str) else int(mods)
     modded = apply_mods(beatmap, flags)
-    features = generate_kwargs.pop("player_features", None)
-    grid = generate_replay_grid(modded, model, ckpt, player, player_features=features, **generate_kwargs)
+    grid = generate_replay_grid(modded, model, ckpt, player, player_features=player_features, **generate_kwargs)
     seed = int(generate_kwargs.get("seed", 0))
     profile = ckpt["extra"].get("frame_timing")
     if frame_timing == "human" and profile:
@@ -243,8 +256,8 @@ def play(
         name = PlayerTable.from_dict(ckpt["extra"]["players"]).players[player - 1] if player else None
         # Which key a press takes is drawn, not learned (the network alternates all or nothing): by an asked
         # player's own alternation in runs of presses, else by the drawn setup's player's.
-        asked = features is not None and bool(np.any(features))
-        alternation = raw_habits(features, ckpt)["alternation"] if asked else None
+        asked = player_features is not None and bool(np.any(player_features))
+        alternation = raw_habits(player_features, ckpt)["alternation"] if asked else None
         frames = FrameTiming.from_dict(profile).frames(grid, rng, player=name, alternation=alternation)
     else:
         frames = grid_frames(grid)
