@@ -136,6 +136,15 @@ def random_walk_map(beatmap: Beatmap, rng: np.random.Generator) -> Beatmap:
     return parse_beatmap(decode(beatmap, walk).encode("utf-8"))
 
 
+def classifier(x: np.ndarray, y: np.ndarray, seed: int, balanced: bool = False) -> GradientBoostingClassifier:
+    """The judges' gradient-boosted classifier fitted to (x, y); `balanced` weighs the two labels equally."""
+    weight = None
+    if balanced:
+        counts = np.bincount(y, minlength=2).astype(np.float64)
+        weight = (len(y) / (2 * np.maximum(counts, 1)))[y]
+    return GradientBoostingClassifier(n_estimators=150, max_depth=3, random_state=seed).fit(x, y, sample_weight=weight)
+
+
 def judge(
     samples: list[tuple[pd.DataFrame, int, str]],
     columns: list[str] | None = None,
@@ -154,12 +163,7 @@ def judge(
     importance = np.zeros(len(features))
     folds = GroupKFold(n_splits=min(FOLDS, len(set(groups))))
     for train, test in folds.split(x, y, groups):
-        weight = None
-        if balanced:
-            counts = np.bincount(y[train], minlength=2).astype(np.float64)
-            weight = (len(train) / (2 * np.maximum(counts, 1)))[y[train]]
-        model = GradientBoostingClassifier(n_estimators=150, max_depth=3, random_state=seed)
-        model.fit(x[train], y[train], sample_weight=weight)
+        model = classifier(x[train], y[train], seed, balanced)
         proba[test] = model.predict_proba(x[test])[:, 1]
         with warnings.catch_warnings():  # a model that found no split has no importances (0 / 0)
             warnings.simplefilter("ignore", RuntimeWarning)

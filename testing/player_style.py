@@ -33,21 +33,24 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from data.atomic import write_text_atomic  # noqa: E402
-from data.beatmap.osu_reader import read_beatmap  # noqa: E402
 from data.errors import BadInputError  # noqa: E402
 from data.replay.habits import HABIT_NAMES, replay_descriptor  # noqa: E402
-from data.replay.mods import apply_mods  # noqa: E402
 from data.tables import name_key  # noqa: E402
 from testing.cli import main_of  # noqa: E402
-from testing.map_discriminator import judge  # noqa: E402
-from testing.replay_discriminator import KEY_PREFIXES, TIMING_PREFIXES, read_records, window_features  # noqa: E402
+from testing.map_discriminator import classifier, judge  # noqa: E402
+from testing.replay_discriminator import (  # noqa: E402
+    KEY_PREFIXES,
+    TIMING_PREFIXES,
+    play_of,
+    read_records,
+    window_features,
+)
 from testing.replay_judge import maps_by_md5  # noqa: E402
 
 HABIT_WINDOW_TICKS = 512  # as the replay model's training windows (train.py --seq-len)
@@ -61,11 +64,9 @@ def _plays(records: list, maps: dict, min_objects: int) -> list[tuple]:
         osu = maps.get(record.beatmap_md5)
         if osu is None:
             continue
-        key = (record.beatmap_md5, record.mods)
-        if key not in cache:
-            cache[key] = apply_mods(read_beatmap(osu), record.mods)
-        if len(cache[key].hit_objects) >= min_objects:  # a test stub of a few circles says little about a player
-            out.append((record, cache[key], osu.resolve().parent.name))
+        play = play_of(record, osu, cache)
+        if len(play.hit_objects) >= min_objects:  # a test stub of a few circles says little about a player
+            out.append((record, play, osu.resolve().parent.name))
     return out
 
 
@@ -134,9 +135,7 @@ def steering(human: dict[str, list], generated: dict[str, list], seed: int, curs
     humans = judge(samples, columns, seed, balanced=True) if min(map(len, sets)) >= 2 else {}
     data = pd.concat([f.assign(label=label) for f, label, _ in samples if len(f)], ignore_index=True)
     x, y = data[columns].fillna(-1.0).to_numpy(), data["label"].to_numpy()
-    counts = np.bincount(y, minlength=2).astype(np.float64)
-    model = GradientBoostingClassifier(n_estimators=150, max_depth=3, random_state=seed)
-    model.fit(x, y, sample_weight=(len(y) / (2 * np.maximum(counts, 1)))[y])
+    model = classifier(x, y, seed, balanced=True)
     scores, labels, by_map = [], [], {}
     for label, name in ((1, a), (0, b)):
         for frame, _, md5 in generated[name]:

@@ -201,7 +201,8 @@ def window_features(play: PlayBeatmap, frames: ReplayFrames) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _play_of(record: ReplayRecord, osu_path: Path, plays: dict) -> PlayBeatmap:
+def play_of(record: ReplayRecord, osu_path: Path, plays: dict) -> PlayBeatmap:
+    """The record's map with its mods, cached in `plays` by (map path, mods)."""
     key = (str(osu_path), record.mods)
     if key not in plays:
         plays[key] = apply_mods(read_beatmap(osu_path), record.mods)
@@ -242,7 +243,7 @@ def run(args: argparse.Namespace) -> dict:
     for side, items in (("generated", generated), ("human", human), ("other_human", others)):
         for record in items:
             osu = maps[record.beatmap_md5]
-            play = _play_of(record, osu, plays)
+            play = play_of(record, osu, plays)
             group = osu.resolve().parent.name
             samples[side].append((window_features(play, record.frames), group))
             if side == "human":
