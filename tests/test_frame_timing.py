@@ -110,7 +110,7 @@ def test_an_asked_alternation_decides_the_keys_of_runs_of_presses(timing):
     one_key = type(grid)(grid.time_ms, grid.x, grid.y, single, np.zeros_like(single), grid.step_ms, grid.rate)
     shares = []
     for asked in (0.0, 1.0):
-        frames = timing.frames(one_key, np.random.default_rng(0), setup=0, alternation=asked)
+        frames = timing.frames(one_key, np.random.default_rng(0), alternation=asked)
         edges = [(t, bits) for bits in (KEY1_BITS, KEY2_BITS) for t in frames.time_ms[1:][
             ((frames.keys[1:] & bits) != 0) & ((frames.keys[:-1] & bits) == 0)]]  # fmt: skip
         edges.sort()

@@ -204,15 +204,14 @@ class FrameTiming:
         grid: ReplayGrid,
         rng: np.random.Generator,
         player: str | None = None,
-        setup: int | None = None,
         alternation: float | None = None,
     ) -> ReplayFrames:
         """The grid's cursor and keys at human frame times, in song time (what an .osr stores).
 
         One measured replay's setup is drawn (its runs of intervals, its repeat table, its pixel lattice, its
-        key alternation; `draw_setup`), unless `setup` names one. Each press goes to the key
-        that replay's player would use (`_keys_of_holds`); `alternation`, when given, is the chance instead
-        for presses closer than data.replay.habits.ALTERNATION_GAP_MS (an asked player's own habit).
+        key alternation; `draw_setup`). Each press goes to the key that replay's player would use
+        (`_keys_of_holds`); `alternation`, when given, is the chance instead for presses closer than
+        data.replay.habits.ALTERNATION_GAP_MS (an asked player's own habit).
         Each key change gets a frame of its own with `key_frame_probability`, at a uniform time within its tick
         (the grid only knows the tick); otherwise it moves to the nearest frame, where a client would record it. A
         hold no frame would see gets one. Positions are the grid's, interpolated, except where that replay's
@@ -220,7 +219,7 @@ class FrameTiming:
         its pixel lattice."""
         step = grid.step_ms
         t_grid = np.asarray(grid.time_ms, np.float64)
-        setup = self.draw_setup(rng, player) if setup is None else setup
+        setup = self.draw_setup(rng, player)
         times = self.frame_times(round(t_grid[0]), t_grid[-1], self.runs[self.run_replay == setup], rng)
         times = times[times <= t_grid[-1]]
         holds, extra = [], []  # holds: (key bits, press, release) in whole ms of play time
