@@ -158,6 +158,11 @@ class LabelEmbedder(nn.Module):
                 nn.Linear(feature_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size)
             )
 
+    def class_descriptor(self, index: int) -> Tensor | None:
+        """The fixed descriptor of a class (None when this embedder reads none)."""
+        table = getattr(self, "class_features", None)
+        return None if table is None else table[index]
+
     def drop_mask(self, labels: Tensor, force_drop_ids: Tensor | None = None) -> Tensor:
         """Rows to replace by the null condition: at random, or where force_drop_ids == 1."""
         if force_drop_ids is None:
@@ -362,5 +367,4 @@ class PositionDiT(nn.Module):
 
     def class_descriptor(self, style: int) -> Tensor | None:
         """The fixed descriptor this model reads for a style class (None when it reads none)."""
-        table = getattr(self.style_embedder, "class_features", None)
-        return None if table is None else table[style]
+        return self.style_embedder.class_descriptor(style)

@@ -111,8 +111,7 @@ class ReplayDiT(nn.Module):
 
     def class_descriptor(self, player: int) -> Tensor | None:
         """The habit descriptor this model reads for a player class (None when it reads none)."""
-        table = getattr(self.player_embedder, "class_features", None)
-        return None if table is None else table[player]
+        return self.player_embedder.class_descriptor(player)
 
 
 register_model(MODEL_NAME, ReplayDiT, ReplayDiTConfig)
