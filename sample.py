@@ -8,6 +8,7 @@
     python sample.py --list-styles                         # the beatmaps and mappers a checkpoint knows
     python sample.py --beatmap x.osu --replay-only --player yuitora --mods HR --output y.osr   # play it
     python sample.py --beatmap x.osu --replay              # remap, then play the new map (.osu + .osr)
+    python sample.py --beatmap x.osu --playtest            # re-sample the sections the replay model plays badly
     python sample.py --beatmap x.osu --replay-only --player-from mine.osr   # play with the habits of any replay
     python sample.py --list-players                        # the players the replay checkpoint knows, in words
 
@@ -30,6 +31,7 @@ from pipeline.play import (
     FRAME_TIMINGS,
     PLAYER_CFG_SCALE,
 )
+from pipeline.playtest import PLAYTEST_ROUNDS
 from pipeline.remap import (
     DEFAULT_CKPT,
     GRID_CHOICES,
@@ -164,6 +166,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--preview-time", type=float, help="song time in ms where the preview opens (default: a busy part)")
     p.add_argument("--animation", type=Path, help="GIF of a few seconds of the replay (needs --replay/--replay-only)")
     p.add_argument("--osz", type=Path, help="pack the new map(s) with the set's audio and background into an .osz")
+    p.add_argument(
+        "--playtest",
+        type=int,
+        nargs="?",
+        const=PLAYTEST_ROUNDS,
+        metavar="ROUNDS",
+        help="play the remap and its source with the replay model (as --player and --mods ask), sample again the "
+        f"sections it plays worse (more misses plus snaps) for up to ROUNDS rounds (default {PLAYTEST_ROUNDS}; 0: "
+        "report only), and write NAME.playtest.csv with every section's figures beside the .osu",
+    )
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks for bad input")
     args = p.parse_args(argv)
@@ -179,6 +191,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--player-map names the map of a --player-from replay")
     if args.osz and args.replay_only:
         p.error("--osz packs a remapped map; --replay-only writes none")
+    if args.playtest is not None and (args.replay_only or args.playtest < 0):
+        p.error("--playtest plays a remap (not with --replay-only) for 0 or more rounds")
     return args
 
 

@@ -4,15 +4,18 @@ write every output. `sample.py` parses its flags into a Job; the notebook builds
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 
+from data.atomic import write_text_atomic
+from data.beatmap.codec import decode
 from data.beatmap.inputs import read_beatmap_input
 from data.beatmap.osu_reader import read_beatmap
 from data.errors import BadInputError
 from data.replay.mods import mods_to_string, parse_mods
-from pipeline.outputs import check_outputs, default_output, write_companions, write_remap
+from pipeline.outputs import check_outputs, default_output, remap_text, write_companions, write_remap
 from pipeline.play import (
     DEFAULT_KEY_TEMPERATURE,
     DEFAULT_REPLAY_CKPT,
@@ -25,6 +28,7 @@ from pipeline.play import (
     play,
     player_features,
 )
+from pipeline.playtest import playtest, remap_resampler, replay_player
 from pipeline.remap import (
     DEFAULT_CKPT,
     SEPARATION_PASSES,
@@ -34,7 +38,7 @@ from pipeline.remap import (
     choose_style,
     guidance_scale,
     load_position_model,
-    remap,
+    remap_positions,
 )
 
 
@@ -78,6 +82,7 @@ class Job:
     preview_time: float | None = None
     animation: Path | None = None
     osz: Path | None = None
+    playtest: int | None = None  # rounds of re-sampling what plays badly (0: report only; None: no playtest)
     progress: bool = True
 
 
@@ -91,7 +96,7 @@ def run(job: Job) -> list[Path]:
     """Do what the job asks; return the paths written (nothing for the listings, which print)."""
     check_outputs(job.output, job.preview, job.animation, job.osz)
     device = pick_device(job.device)
-    if job.replay or job.replay_only or job.list_players:
+    if job.replay or job.replay_only or job.list_players or job.playtest is not None:
         mods = parse_mods(job.mods)
         replay_model, replay_ckpt, players = load_replay_model(job.replay_ckpt)
         replay_model.to(device)
@@ -104,7 +109,6 @@ def run(job: Job) -> list[Path]:
             "player": choice.index,
             "player_features": player_features(replay_model, replay_ckpt, choice),
             "mods": mods,
-            "player_name": " ".join(filter(None, [REPLAY_PLAYER_NAME, choice.label])),
             "cfg_scale": job.cfg_scale if job.cfg_scale is not None else PLAYER_CFG_SCALE if choice.asked else 1.0,
             "steps": job.num_sampling_steps,
             "sampler": job.sampler,
@@ -114,11 +118,12 @@ def run(job: Job) -> list[Path]:
             "frame_timing": job.frame_timing,
             "progress": job.progress,
         }
+        player_name = " ".join(filter(None, [REPLAY_PLAYER_NAME, choice.label]))
     if job.replay_only:
         beatmap = read_beatmap_input(job.beatmap, job.difficulty)
         label = " ".join(filter(None, [choice.label, mods_to_string(mods)])) or "replay"
         out = job.output or default_output(beatmap, label, job.seed, None, ".osr")
-        play(beatmap, replay_model, replay_ckpt, output=out, **play_kwargs)
+        play(beatmap, replay_model, replay_ckpt, output=out, player_name=player_name, **play_kwargs)
         print(f"wrote {out}")
         return [out, *companions(job, beatmap, [out])]
 
@@ -131,34 +136,47 @@ def run(job: Job) -> list[Path]:
     request = StyleRequest(job.style_id, job.mapper, job.style_from, job.unconditional)
     beatmap = read_beatmap_input(job.beatmap, job.difficulty)
     style = choose_style(model, styles, request, beatmap)
-    texts = remap(
-        beatmap,
-        model,
-        ckpt,
-        style.index,
-        cfg_scale=guidance_scale(job.cfg_scale, style.styled),
-        steps=job.num_sampling_steps,
-        sampler=job.sampler,
-        seed=job.seed,
-        num_variants=job.num_variants,
-        progress=job.progress,
-        style_features=style.features,
-        spacing_passes=job.spacing_passes,
-        turn_passes=job.turn_passes,
-        separation_passes=job.separation_passes,
-        slider_shapes=job.slider_shapes,
-        strength=job.strength,
-        grid=job.grid,
-    )
+    remap_kwargs = {
+        "cfg_scale": guidance_scale(job.cfg_scale, style.styled),
+        "steps": job.num_sampling_steps,
+        "sampler": job.sampler,
+        "style_features": style.features,
+        "spacing_passes": job.spacing_passes,
+        "turn_passes": job.turn_passes,
+        "separation_passes": job.separation_passes,
+        "slider_shapes": job.slider_shapes,
+        "strength": job.strength,
+        "grid": job.grid,
+    }
+    variants = remap_positions(
+        beatmap, model, ckpt, style.index, seed=job.seed, num_variants=job.num_variants, progress=job.progress,
+        **remap_kwargs,
+    )  # fmt: skip
     label = style.label + (f", strength {job.strength:g}" if job.strength < 1.0 else "")
+
+    def text_of(positions, index):  # the bytes write_remap writes: a replay names their MD5
+        return remap_text(decode(beatmap, positions), beatmap, label, index, len(variants))
+
     written = []
-    for i, text in enumerate(texts):
-        path = write_remap(text, beatmap, label, job.seed, job.output, i, len(texts))
+    for i, positions in enumerate(variants):
+        report = None
+        if job.playtest is not None:
+            resample = remap_resampler(beatmap, model, ckpt, style.index, job.seed, i, **remap_kwargs)
+            player = replay_player(replay_model, replay_ckpt, **play_kwargs)
+            report = playtest(beatmap, positions, partial(text_of, index=i), player, resample, rounds=job.playtest)
+            positions = report.positions
+            print(report.summary())
+        path = write_remap(decode(beatmap, positions), beatmap, label, job.seed, job.output, i, len(variants))
         written.append(path)
+        if report is not None:
+            table = path.with_suffix(".playtest.csv")
+            write_text_atomic(table, report.table())
+            written.append(table)
+            print(f"wrote {table}")
         if job.replay:
             # Read back what was written: the replay must name the MD5 of these exact bytes.
             osr = path.with_suffix(".osr")
-            play(read_beatmap(path), replay_model, replay_ckpt, output=osr, **play_kwargs)
+            play(read_beatmap(path), replay_model, replay_ckpt, output=osr, player_name=player_name, **play_kwargs)
             written.append(osr)
             print(f"wrote {osr}")
     return written + companions(job, beatmap, written)

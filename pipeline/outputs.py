@@ -64,12 +64,17 @@ def numbered(path: Path, index: int, count: int) -> Path:
     return path if count == 1 else path.with_name(f"{path.stem} v{index + 1}{path.suffix}")
 
 
+def remap_text(text: str, source: Beatmap, label: str, index: int, count: int) -> str:
+    """Variant `index` of `count` as it is written: renamed `<Version> (osu-dit <label>[ vN])`, tagged."""
+    number = f" v{index + 1}" if count > 1 else ""
+    return label_remap(text, f"{source.version or 'Unknown'} (osu-dit {label}{number})")
+
+
 def write_remap(text: str, source: Beatmap, label: str, seed: int, output: Path | None, index: int, count: int) -> Path:
-    """Write variant `index` of `count` (renamed `<Version> (osu-dit <label>[ vN])`) to `output` or a default name."""
+    """Write variant `index` of `count` (remap_text) to `output` or a default name."""
     variant = index if count > 1 else None
     path = numbered(output, index, count) if output else default_output(source, label, seed, variant)
-    number = f" v{index + 1}" if variant is not None else ""
-    write_text_atomic(path, label_remap(text, f"{source.version or 'Unknown'} (osu-dit {label}{number})"))
+    write_text_atomic(path, remap_text(text, source, label, index, count))
     print(f"wrote {path}")
     return path
 

@@ -17,7 +17,7 @@ from data.replay.frame_timing import FrameTiming
 from data.replay.gameplay import judge
 from data.replay.habits import describe, normalize_habits, replay_descriptor
 from data.replay.mods import NOT_HUMAN_MODS, PlayBeatmap, apply_mods, parse_mods
-from data.replay.osr import ReplayGrid, grid_frames, read_replay, write_replay
+from data.replay.osr import ReplayFrames, ReplayGrid, grid_frames, read_replay, write_replay
 from data.replay_io import (
     CHANNELS,
     LEAD_IN_MS,
@@ -224,6 +224,41 @@ def generate_replay_grid(
     return ReplayGrid(ticks, cursor[:, 0], cursor[:, 1], k1, k2, step_ms, play.rate)
 
 
+def play_frames(
+    beatmap: Beatmap,
+    model,
+    ckpt: dict,
+    player: int = 0,
+    mods: int | str = 0,
+    *,
+    frame_timing: FrameTimingKind = "human",
+    player_features: np.ndarray | None = None,
+    **generate_kwargs,
+) -> tuple[PlayBeatmap, ReplayFrames]:
+    """(the map with `mods` applied, the frames of the model playing it in song time): what play() writes.
+
+    `frame_timing` "human" lays the model's grid onto frame times drawn from the human replays the checkpoint
+    was trained on (data.replay.frame_timing); "grid" (and checkpoints without that profile) gives one frame
+    per grid tick."""
+    if frame_timing not in FRAME_TIMINGS:
+        raise ValueError(f"unknown frame timing {frame_timing!r}, expected one of {FRAME_TIMINGS}")
+    flags = parse_mods(mods) if isinstance(mods, str) else int(mods)
+    modded = apply_mods(beatmap, flags)
+    grid = generate_replay_grid(modded, model, ckpt, player, player_features=player_features, **generate_kwargs)
+    seed = int(generate_kwargs.get("seed", 0))
+    profile = ckpt["extra"].get("frame_timing")
+    if not (frame_timing == "human" and profile):
+        return modded, grid_frames(grid)
+    # Seeded by the map too: one seed over many maps draws many human setups, as many players would.
+    rng = np.random.default_rng([seed, int(beatmap.md5[:8], 16)])
+    name = PlayerTable.from_dict(ckpt["extra"]["players"]).players[player - 1] if player else None
+    # Which key a press takes is drawn, not learned (the network alternates all or nothing): by an asked
+    # player's own alternation in runs of presses, else by the drawn setup's player's.
+    asked = player_features is not None and bool(np.any(player_features))
+    alternation = raw_habits(player_features, ckpt)["alternation"] if asked else None
+    return modded, FrameTiming.from_dict(profile).frames(grid, rng, player=name, alternation=alternation)
+
+
 def play(
     beatmap: Beatmap,
     model,
@@ -233,40 +268,18 @@ def play(
     *,
     output: str | Path | None = None,
     player_name: str = REPLAY_PLAYER_NAME,
-    frame_timing: FrameTimingKind = "human",
-    player_features: np.ndarray | None = None,
-    **generate_kwargs,
+    **play_kwargs,
 ) -> bytes:
     """An osu!stable .osr of the model playing `beatmap` (data.beatmap.osu_file.Beatmap) with `mods`; written to
     `output` when given. The header names the map's MD5 and carries the judged hit counts, combo and life bar.
-
-    `frame_timing` "human" lays the model's grid onto frame times drawn from the human replays the checkpoint
-    was trained on (data.replay.frame_timing); "grid" (and checkpoints without that profile) writes one frame
-    per grid tick."""
-    if frame_timing not in FRAME_TIMINGS:
-        raise ValueError(f"unknown frame timing {frame_timing!r}, expected one of {FRAME_TIMINGS}")
-    flags = parse_mods(mods) if isinstance(mods, str) else int(mods)
-    modded = apply_mods(beatmap, flags)
-    grid = generate_replay_grid(modded, model, ckpt, player, player_features=player_features, **generate_kwargs)
-    seed = int(generate_kwargs.get("seed", 0))
-    profile = ckpt["extra"].get("frame_timing")
-    if frame_timing == "human" and profile:
-        # Seeded by the map too: one seed over many maps draws many human setups, as many players would.
-        rng = np.random.default_rng([seed, int(beatmap.md5[:8], 16)])
-        name = PlayerTable.from_dict(ckpt["extra"]["players"]).players[player - 1] if player else None
-        # Which key a press takes is drawn, not learned (the network alternates all or nothing): by an asked
-        # player's own alternation in runs of presses, else by the drawn setup's player's.
-        asked = player_features is not None and bool(np.any(player_features))
-        alternation = raw_habits(player_features, ckpt)["alternation"] if asked else None
-        frames = FrameTiming.from_dict(profile).frames(grid, rng, player=name, alternation=alternation)
-    else:
-        frames = grid_frames(grid)
+    The keywords are play_frames' and generate_replay_grid's."""
+    modded, frames = play_frames(beatmap, model, ckpt, player, mods, **play_kwargs)
     return write_replay(
         output,
         beatmap_md5=beatmap.md5,
         player=player_name,
-        mods=flags,
+        mods=modded.mods,
         frames=frames,
         judgement=judge(modded, frames),
-        rng_seed=seed,
+        rng_seed=int(play_kwargs.get("seed", 0)),
     )

@@ -15,7 +15,13 @@ from data.beatmap.osu_file import Beatmap
 from data.beatmap.osu_reader import read_beatmap
 from data.errors import BadInputError
 from data.grid import GRID_SIZES_PX, editor_grid, snap_to_grid
-from data.position_io import POSITION_SCALE, denormalize_positions, full_map_sample, playfield_bounds
+from data.position_io import (
+    POSITION_SCALE,
+    denormalize_positions,
+    full_map_sample,
+    normalize_positions,
+    playfield_bounds,
+)
 from data.replay.mods import circle_radius_px
 from data.style_features import JUMP_ANGLE_BINS, JUMP_PX, playable_style_features
 from data.tables import StyleTable
@@ -167,11 +173,14 @@ def generate_positions(
     separation_passes: int = SEPARATION_PASSES,
     sliders: np.ndarray | None = None,
     slider_shapes: str = "source",
+    keep: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """New positions in px, [num_variants, N, 2], for a whole map in one pass (attention cost is linear in N).
     `style_features` (a reference map's descriptor) stand in for the style class's own. `strength` below 1 starts
     from the source's own layout noised to t = strength and runs that share of the steps (SDEdit, Meng et al.
-    2021, arXiv:2108.01073), so the output keeps what that much noise leaves of it."""
+    2021, arXiv:2108.01073), so the output keeps what that much noise leaves of it. `keep` (positions in px [N, 2]
+    and a mask [N]) holds the masked datapoints where they are and samples the rest around them (inpainting: every
+    denoised estimate takes the kept positions, so the network sees them as context at every step)."""
     fields = map_tensors(datapoints, style)
     batch = {k: v.unsqueeze(0).expand(num_variants, *v.shape) for k, v in fields.items()}
     extra = {k: batch[k] for k in ("time_ms", "distance", "kind", "style", "mask")}
@@ -202,6 +211,9 @@ def generate_positions(
         (batch["position"][0].to(device), torch.from_numpy(sliders).to(device))
         if sliders is not None and slider_shapes == "source"
         else None,
+        None
+        if keep is None
+        else (torch.from_numpy(normalize_positions(keep[0])).to(device), torch.from_numpy(keep[1]).to(device)),
     )
     model_fn = diffusion.denoiser(
         diffusion.guided(model, cfg_scale), prediction=prediction, clip=clip, constrain=constrain
@@ -214,17 +226,17 @@ def generate_positions(
 
 
 def constraints(model, kind, style: int, style_features, spacing_passes: int, turn_passes: int, bounds,
-                separation: Separation | None = None, separation_passes: int = 0, shapes=None):  # fmt: skip
+                separation: Separation | None = None, separation_passes: int = 0, shapes=None, keep=None):  # fmt: skip
     """What each denoised estimate goes through before the sampler steps (None: nothing): the source's stacks and
     distances between non-neighbours kept, turns at jumps matched to the style descriptor's (the given one, else
     the style class's own; none for an unstyled remap), legs pulled to the source's lengths, then each slider
     given the source's shape (`shapes`: the source's positions and each datapoint's slider; None leaves the
-    network's)."""
+    network's), and last the datapoints `keep` masks put back where it holds them (normalized positions, mask)."""
     descriptor = style_features[0] if style_features is not None else None
     if descriptor is None and style:
         descriptor = model.class_descriptor(style)
     histogram = None if descriptor is None or not turn_passes else descriptor[:JUMP_ANGLE_BINS]
-    if histogram is None and not spacing_passes and separation is None and shapes is None:
+    if histogram is None and not spacing_passes and separation is None and shapes is None and keep is None:
         return None
     path = AimPath.from_kinds(kind) if histogram is not None or separation is not None else None
 
@@ -237,6 +249,8 @@ def constraints(model, kind, style: int, style_features, spacing_passes: int, tu
             x0 = match_spacing(x0, kwargs["distance"], kwargs["mask"], passes=spacing_passes)
         if shapes is not None:
             x0 = keep_slider_shapes(x0, *shapes, bounds=bounds)
+        if keep is not None:
+            x0 = torch.where(keep[1][:, None], keep[0].to(x0), x0)
         return x0
 
     return constrain
@@ -259,7 +273,13 @@ def separation_of(datapoints: Datapoints, circle_size: float) -> Separation:
                       torch.from_numpy(stacked))  # fmt: skip
 
 
-def remap(
+def remap(beatmap: Beatmap, model, ckpt: dict, style: int, **kwargs) -> list[str]:
+    """The source beatmap with every object placed anew, as .osu texts (one per variant); the keywords are
+    remap_positions' and generate_positions'."""
+    return [decode(beatmap, positions) for positions in remap_positions(beatmap, model, ckpt, style, **kwargs)]
+
+
+def remap_positions(
     beatmap: Beatmap,
     model,
     ckpt: dict,
@@ -267,11 +287,11 @@ def remap(
     grid: str = "auto",
     separation_passes: int = SEPARATION_PASSES,
     **generate_kwargs,
-) -> list[str]:
-    """The source beatmap with every object placed anew, as .osu texts (one per variant). `grid`: "auto" places
-    circles, heads (and anchors, where the source's are) on the editor grid the source uses, if any; "none" keeps
-    the network's positions; a size in px forces that grid. With `separation_passes`, the source's stacks are kept
-    while sampling and put on the same pixel after it."""
+) -> list[np.ndarray]:
+    """New positions in px of every datapoint (data.beatmap.codec.encode's order), one [N, 2] array per variant.
+    `grid`: "auto" places circles, heads (and anchors, where the source's are) on the editor grid the source uses,
+    if any; "none" keeps the network's positions; a size in px forces that grid. With `separation_passes`, the
+    source's stacks are kept while sampling and put on the same pixel after it."""
     datapoints = encode(beatmap)
     separation = separation_of(datapoints, beatmap.circle_size) if separation_passes else None
     variants = generate_positions(
@@ -289,7 +309,7 @@ def remap(
         variants = [snap_to_grid(v, datapoints.kind, datapoints.distance, size, anchors) for v in variants]
     if separation is not None:
         variants = [stack_exactly(v, datapoints) for v in variants]
-    return [decode(beatmap, positions) for positions in variants]
+    return list(variants)
 
 
 def slider_groups(beatmap: Beatmap) -> np.ndarray:

@@ -30,11 +30,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from data.atomic import write_bytes_atomic, write_text_atomic  # noqa: E402
-from data.beatmap.codec import encode_text  # noqa: E402
+from data.beatmap.codec import decode, encode_text  # noqa: E402
 from data.beatmap.inputs import read_beatmap_input  # noqa: E402
 from data.errors import BadInputError, refusal_exit, refuse_unless_readable  # noqa: E402
 from dit.diffusion import SAMPLERS  # noqa: E402
 from pipeline.outputs import label_remap  # noqa: E402
+from pipeline.play import load_replay_model  # noqa: E402
+from pipeline.playtest import PLAYTEST_ROUNDS, playtest, remap_resampler, replay_player  # noqa: E402
 from pipeline.remap import (  # noqa: E402
     DEFAULT_CKPT,
     GRID_CHOICES,
@@ -48,7 +50,7 @@ from pipeline.remap import (  # noqa: E402
     guidance_scale,
     load_position_model,
     reference_features,
-    remap,
+    remap_positions,
     resolve_style,
     strength_value,
     style_label,
@@ -109,8 +111,12 @@ class Remapper:
         grid: str = "auto",
         separation_passes: int = SEPARATION_PASSES,
         slider_shapes: str = "source",
+        playtest: int | None = None,
     ):
         self.model, self.ckpt, self.styles = load_position_model(ckpt)
+        # sample.py --playtest with its default player: the replay model's own plays choose what to re-sample.
+        self.playtest = playtest
+        self.player = None if playtest is None else replay_player(*load_replay_model()[:2], seed=seed)
         self.cfg_scale = cfg_scale
         self.unconditional = unconditional
         self.kwargs = dict(
@@ -141,6 +147,7 @@ class Remapper:
             args.grid,
             args.separation_passes,
             args.slider_shapes,
+            args.playtest,
         )
 
     def style(self, style_id: int | None, mapper: str | None) -> int:
@@ -163,9 +170,18 @@ class Remapper:
         if not styled:  # the pipeline's rule: no style asked for means the source's own (unless unconditional)
             own = choose_style(self.model, self.styles, StyleRequest(unconditional=self.unconditional), beatmap)
             style_features, label = own.features, label or own.label
-        text = remap(beatmap, self.model, self.ckpt, style, style_features=style_features, **kwargs)[0]
+        positions = remap_positions(beatmap, self.model, self.ckpt, style, style_features=style_features, **kwargs)[0]
         label = label or style_label(self.styles, style)
-        text = label_remap(text, f"{beatmap.version or 'Unknown'} (osu-dit {label})")
+
+        def text_of(p: np.ndarray) -> str:
+            return label_remap(decode(beatmap, p), f"{beatmap.version or 'Unknown'} (osu-dit {label})")
+
+        if self.playtest is not None:
+            remap_kwargs = {k: v for k, v in kwargs.items() if k not in ("seed", "progress")}
+            resample = remap_resampler(beatmap, self.model, self.ckpt, style, self.kwargs["seed"],
+                                       style_features=style_features, **remap_kwargs)  # fmt: skip
+            positions = playtest(beatmap, positions, text_of, self.player, resample, rounds=self.playtest).positions
+        text = text_of(positions)
         return text, encode_text(beatmap, text), time.perf_counter() - started
 
 
@@ -423,6 +439,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--grid", choices=GRID_CHOICES, default="auto", help="editor grid of the remaps (as sample.py)")
     p.add_argument(
         "--strength", type=strength_value, default=1.0, help="share of the source's layout to rework (as sample.py)"
+    )
+    p.add_argument(
+        "--playtest",
+        type=int,
+        nargs="?",
+        const=PLAYTEST_ROUNDS,
+        metavar="ROUNDS",
+        help="re-sample the sections the replay model plays worse than the source's (as sample.py)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler and of the random-walk baseline")
     p.add_argument("--limit", type=int, default=None, help="judge only the first N maps (sorted by path)")

@@ -4,7 +4,9 @@
     python testing/playtest.py --evaluation EVAL/evaluation.csv --output DIR
 
 A remap that the replay model misses more than its source reads worse than the mapper's layout: jumps it cannot
-reach in time, objects hidden under others. Same seed and defaults for both plays of a map.
+reach in time, objects hidden under others. Same seed and defaults for both plays of a map, played as sample.py
+plays (human frame timing); snaps are circleguard's aim-correction snaps on objects. A remap made with
+`--playtest` was chosen on its seed's plays: judge it with another --seed.
 """
 
 from __future__ import annotations
@@ -23,20 +25,26 @@ sys.path.insert(0, str(ROOT))
 from data.atomic import write_text_atomic  # noqa: E402
 from data.beatmap.osu_reader import read_beatmap  # noqa: E402
 from data.errors import BadInputError  # noqa: E402
-from data.replay.gameplay import judge  # noqa: E402
-from data.replay.mods import apply_mods  # noqa: E402
-from pipeline.play import DEFAULT_REPLAY_CKPT, generate_replay_grid, load_replay_model  # noqa: E402
+from pipeline.play import DEFAULT_REPLAY_CKPT, load_replay_model, play_frames  # noqa: E402
+from pipeline.playtest import play_sections  # noqa: E402
 from testing.cli import main_of  # noqa: E402
 from testing.map_judge import read_pairs  # noqa: E402
 
 
 def play_figures(path: str, model, ckpt: dict, seed: int) -> dict:
-    """Misses and accuracy of the replay model playing the map at `path` (no mods)."""
-    play = apply_mods(read_beatmap(path), 0)
-    judged = judge(play, generate_replay_grid(play, model, ckpt, 0, seed=seed, progress=False))
-    hits = judged.count_300 + judged.count_100 + judged.count_50 + judged.count_miss
-    accuracy = (300 * judged.count_300 + 100 * judged.count_100 + 50 * judged.count_50) / max(300 * hits, 1)
-    return {"objects": hits, "misses": judged.count_miss, "accuracy": accuracy}
+    """Misses, snaps and accuracy of the replay model playing the map at `path` (no mods) as sample.py plays it."""
+    beatmap = read_beatmap(path)
+    played = play_sections(
+        beatmap,
+        np.zeros(len(beatmap.hit_objects), np.int64),
+        lambda b: play_frames(b, model, ckpt, seed=seed, progress=False),
+    )
+    return {
+        "objects": len(beatmap.hit_objects),
+        "misses": int(played.misses.sum()),
+        "snaps": int(played.snaps.sum()),
+        "accuracy": played.judgement.accuracy,
+    }
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -60,6 +68,8 @@ def run(args: argparse.Namespace) -> dict:
         "maps": len(result),
         "median_source_misses": float(np.median(result["source_misses"])),
         "median_remap_misses": float(np.median(result["remap_misses"])),
+        "median_source_snaps": float(np.median(result["source_snaps"])),
+        "median_remap_snaps": float(np.median(result["remap_snaps"])),
         "median_source_accuracy": float(np.median(result["source_accuracy"])),
         "median_remap_accuracy": float(np.median(result["remap_accuracy"])),
         "remaps_missed_more": int((result["remap_misses"] > result["source_misses"]).sum()),
