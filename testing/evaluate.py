@@ -67,8 +67,9 @@ MIN_STYLE_TURN_DIFFERENCE_RAD = 0.3
 COLUMNS = """
 source output objects reader valid slider_reads_output rosu_reads_output same_object_count rhythm_kept
 rhythm_problems first_rhythm_problem inside_playfield_share median_spacing_error_px mean_spacing_source_px
-mean_spacing_output_px jumps_source jumps_output turning_w1 random_walk_w1 turning_ratio mean_turn_source_rad
-mean_turn_output_rad stars_source stars_output star_error source_grid_px output_on_source_grid remap_s
+mean_spacing_output_px jumps_source jumps_output right_angles_source right_angles_output turning_w1 random_walk_w1
+turning_ratio mean_turn_source_rad mean_turn_output_rad stars_source stars_output star_error source_grid_px
+output_on_source_grid remap_s
 """.split()
 
 
@@ -265,6 +266,12 @@ def _median(series: pd.Series) -> float | None:
     return float(values.median()) if len(values) else None
 
 
+def _share(part: pd.Series, whole: pd.Series) -> float | None:
+    """sum(part) / sum(whole): a share pooled over the maps."""
+    total = float(whole.sum())
+    return float(part.sum()) / total if total else None
+
+
 def summarize(table: pd.DataFrame, skipped: list[str], failures: list[str]) -> dict:
     """Medians, counts and the issue's pass/fail bars over the per-map table."""
     n = len(table)
@@ -287,6 +294,8 @@ def summarize(table: pd.DataFrame, skipped: list[str], failures: list[str]) -> d
         "median_turning_ratio": _median(table["turning_ratio"]),
         "sources_on_a_grid": int((table["source_grid_px"] > 0).sum()),
         "median_output_on_source_grid": _median(table["output_on_source_grid"]),
+        "right_angle_share_source": _share(table["right_angles_source"], table["jumps_source"]),
+        "right_angle_share_output": _share(table["right_angles_output"], table["jumps_output"]),
         "median_mean_turn_source_rad": _median(table["mean_turn_source_rad"]),
         "median_mean_turn_output_rad": _median(table["mean_turn_output_rad"]),
         "median_star_error": star,
@@ -321,6 +330,8 @@ def report(summary: dict) -> str:
         f"{fmt(summary['median_random_walk_w1'])} (median ratio {fmt(summary['median_turning_ratio'])})",
         f"mean turning angle median: output {fmt(summary['median_mean_turn_output_rad'])} rad, "
         f"source {fmt(summary['median_mean_turn_source_rad'])} rad",
+        f"right angles at jumps, pooled: output {fmt(summary['right_angle_share_output'])}, source "
+        f"{fmt(summary['right_angle_share_source'])}",
         f"median star error: {fmt(summary['median_star_error'])}",
         "checks: " + ", ".join(f"{k} {'PASS' if v else 'FAIL'}" for k, v in summary["checks"].items()),
     ]

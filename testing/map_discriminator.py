@@ -41,12 +41,11 @@ from data.replay.mods import circle_radius_px  # noqa: E402
 from data.style_features import JUMP_PX, leg_turns  # noqa: E402
 from testing.cli import main_of  # noqa: E402
 from testing.map_judge import read_pairs  # noqa: E402
-from testing.metrics import random_walk  # noqa: E402
+from testing.metrics import random_walk, right_angles  # noqa: E402
 
 WINDOW = 8  # objects per window, as the judge
 STRIDE = 4
 FOLDS = 5
-RIGHT_ANGLE = (math.radians(67.5), math.radians(112.5))
 # Features a remap must keep (rhythm and spacing): a judge that tells maps apart on these alone found a bug.
 KEPT_FEATURES = ("gap_mean_ms", "gap_std_ms", "leg_mean_px", "leg_std_px", "slider_share", "new_combo_share")
 
@@ -111,9 +110,7 @@ def _features(objects, heads, ends, paths, radius: float, span: range) -> dict:
     turns = angles[jump]
     row["turn_mean"] = float(turns.mean()) if len(turns) else math.nan
     row["turn_std"] = float(turns.std()) if len(turns) else math.nan
-    row["right_angle_share"] = (
-        float(((turns >= RIGHT_ANGLE[0]) & (turns <= RIGHT_ANGLE[1])).mean()) if len(turns) else math.nan
-    )
+    row["right_angle_share"] = right_angles(turns) / len(turns) if len(turns) else math.nan
     signs = np.sign(cross[jump])
     row["rotation_persistence"] = float(np.mean(signs[1:] == signs[:-1])) if len(signs) > 1 else math.nan
     row["field_std_x"], row["field_std_y"] = (float(v) for v in hit.std(axis=0))

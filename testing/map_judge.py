@@ -113,6 +113,8 @@ def judge_pair(source_text: str, source_bytes: bytes, output_text: str, output_b
     rng = np.random.default_rng(seed)
     walk_turns = metrics.path_turning_angles([metrics.random_walk(s, rng) for s in src_segments])
     row["jumps_source"], row["jumps_output"] = len(src_turns), len(out_turns)
+    row["right_angles_source"] = metrics.right_angles(src_turns)
+    row["right_angles_output"] = metrics.right_angles(out_turns)
     row["turning_w1"] = metrics.wasserstein_1d(out_turns, src_turns)
     row["random_walk_w1"] = metrics.wasserstein_1d(walk_turns, src_turns)
     row["turning_ratio"] = (

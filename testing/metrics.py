@@ -96,6 +96,16 @@ def leg_lengths(points: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.diff(np.asarray(points, np.float64), axis=0), axis=1)
 
 
+# Right angles at jumps: the shape the network alone overdraws (issue 22's bar: pooled, within 3 points of the
+# sources').
+RIGHT_ANGLE = (math.radians(67.5), math.radians(112.5))
+
+
+def right_angles(turns: np.ndarray) -> int:
+    """How many of `turns` (radians) are right angles."""
+    return int(((turns >= RIGHT_ANGLE[0]) & (turns <= RIGHT_ANGLE[1])).sum())
+
+
 def turning_angles(points: np.ndarray, min_leg_px: float = JUMP_PX) -> np.ndarray:
     """Angle in [0, pi] between the legs into and out of each interior point whose legs both exceed min_leg_px.
 
