@@ -27,6 +27,9 @@ from pipeline.remap import remap_positions
 SECTION_MS = 8000.0
 # Rounds of re-sampling the sections that still play worse than the source's.
 PLAYTEST_ROUNDS = 3
+# A section plays worse only when its faults exceed the source's by this many standard deviations of the
+# difference of two Poisson counts: one play's misses are mostly the replay model's own randomness.
+NOISE_SDS = 2.0
 
 Player = Callable[[Beatmap], tuple[PlayBeatmap, ReplayFrames]]  # pipeline.play.play_frames with the job's player
 Resampler = Callable[[np.ndarray, np.ndarray, int], np.ndarray]  # (positions, keep mask, round) -> positions
@@ -65,6 +68,11 @@ class Playtest:
         buffer = io.StringIO()
         self.report.to_csv(buffer, index=False)
         return buffer.getvalue()
+
+
+def plays_worse(faults: np.ndarray, source_faults: np.ndarray) -> np.ndarray:
+    """Sections whose faults exceed the source's by more than NOISE_SDS standard deviations of chance."""
+    return faults - source_faults > NOISE_SDS * np.sqrt(faults + source_faults + 1)
 
 
 def replay_player(model, ckpt: dict, **play_kwargs) -> Player:
@@ -132,8 +140,9 @@ def playtest(
     rounds: int = PLAYTEST_ROUNDS,
 ) -> Playtest:
     """Play the remap (`positions` of every datapoint, `text_of` giving the .osu text to be written) and its
-    source; while any section has more misses plus snaps than the source's same section, sample those sections
-    again around the kept rest and take each one's new layout where it plays better. At most `rounds` rounds."""
+    source; while any section has clearly more misses plus snaps than the source's same section (plays_worse),
+    sample those sections again around the kept rest and take each one's new layout where it plays better. At
+    most `rounds` rounds."""
 
     def map_of(positions: np.ndarray) -> Beatmap:
         return parse_beatmap(text_of(positions).encode("utf-8"))
@@ -146,7 +155,7 @@ def playtest(
     faults = first_play.faults.copy()
     resampled = np.zeros(len(faults), np.int64)
     for round_ in range(rounds):
-        bad = faults > source_play.faults
+        bad = plays_worse(faults, source_play.faults)
         if not bad.any():
             break
         keep = ~bad[by_datapoint]
