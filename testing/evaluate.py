@@ -465,6 +465,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         p.error("--limit must be at least 1")
+    if args.playtest is not None and args.playtest < 0:
+        p.error("--playtest takes 0 or more rounds")
     return args
 
 
