@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
@@ -39,6 +40,7 @@ def executed(tmp_path_factory):
         "OSU_DIT_OUTPUT": str(out),
         "OSU_DIT_BEATMAP": str(EXAMPLE),
         "OSU_DIT_STEPS": "4",
+        "OSU_DIT_PLAYTEST": "True",
         "OMP_NUM_THREADS": "1",
     }
     if not SHIPPED_POSITION.exists():
@@ -84,6 +86,9 @@ def test_notebook_plays_the_remap(executed):
     assert replay.beatmap_md5 == hashlib.md5(osu.read_bytes()).hexdigest()
     assert len(replay.frames) > 100
     assert (out / "replay.gif").stat().st_size < 2_000_000
+    # the playtest's report: every object of the map in one of its sections
+    report = pd.read_csv(osu.with_suffix(".playtest.csv"))
+    assert report["objects"].sum() == len(read_beatmap(osu).hit_objects)
 
 
 def test_style_presets_are_styles_the_shipped_checkpoint_knows():
