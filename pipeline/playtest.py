@@ -138,6 +138,7 @@ def playtest(
     player: Player,
     resample: Resampler,
     rounds: int = PLAYTEST_ROUNDS,
+    source_play: SectionPlay | None = None,
 ) -> Playtest:
     """Play the remap (`positions` of every datapoint, `text_of` giving the .osu text to be written) and its
     source; while any section has clearly more misses plus snaps than the source's same section (plays_worse),
@@ -149,7 +150,7 @@ def playtest(
 
     section = sections(source)
     by_datapoint = section[layout(source)[3][:, 0]]
-    source_play = play_sections(source, section, player)
+    source_play = source_play or play_sections(source, section, player)
     best = np.array(positions, np.float32, copy=True)
     first_play = play_sections(map_of(best), section, player)
     faults = first_play.faults.copy()
