@@ -25,6 +25,7 @@ from accelerate.utils import set_seed
 from tqdm import tqdm
 
 from data.errors import BadInputError, refusal_exit
+from data.replay_io import DEFAULT_REFERENCE, REFERENCE_KINDS
 from dit.checkpoint import MODEL_REGISTRY, load_checkpoint, model_config_dict, save_checkpoint
 from dit.models import DIT_PRESETS
 from pipeline.tasks import TASKS, PositionTask, ReplayTask
@@ -99,6 +100,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="position task: condition each training window on the turning and field-use descriptor of its own "
         "points (window), of its whole map or mapper (map), or on the class embedding alone (off); with window "
         "or map, sampling can ask for any map's descriptor",
+    )
+    p.add_argument(
+        "--reference",
+        choices=REFERENCE_KINDS,
+        default=DEFAULT_REFERENCE,
+        help="replay task: the path through the objects the cursor is diffused as an offset from (stored in the "
+        "checkpoint; sampling reads it there)",
     )
     p.add_argument(
         "--turn-loss-weight",

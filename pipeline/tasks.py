@@ -15,7 +15,7 @@ from data.prepare import prepare
 from data.replay.frame_timing import FrameTiming
 from data.replay.habits import HABIT_NAMES, NUM_HABITS
 from data.replay.osr import DEFAULT_STEP_MS
-from data.replay_io import CHANNELS, DEFAULT_REFERENCE, MODEL_FEATURE_NAMES, NUM_MODEL_FEATURES, OFFSET_GAIN
+from data.replay_io import CHANNELS, MODEL_FEATURE_NAMES, NUM_MODEL_FEATURES, OFFSET_GAIN
 from data.replay_windows import ReplayWindowDataset, read_set_list
 from data.style_features import JUMP_PX, STYLE_FEATURE_DIM, class_feature_table
 from data.windows import WindowDataset, load_cache
@@ -160,6 +160,7 @@ class ReplayTask(Task):
             "seed": args.seed,
             "val_percent": args.val_percent,
             "val_sets": val_sets,
+            "reference": args.reference,
         }
         train_set = ReplayWindowDataset(cache, split, augment=True, **common)
         # Validation windows are normalised like the training ones (empty when val_percent is 0).
@@ -210,7 +211,7 @@ class ReplayTask(Task):
             "data_stats": {
                 "step_ms": DEFAULT_STEP_MS,
                 "offset_gain": OFFSET_GAIN,
-                "reference": DEFAULT_REFERENCE,
+                "reference": self.args.reference,
                 "channels": list(CHANNELS),
                 "features": list(MODEL_FEATURE_NAMES),
                 "seq_len": self.args.seq_len,

@@ -15,7 +15,7 @@ from data.replay.gameplay import judge, stacked_positions
 from data.replay.habits import NUM_HABITS, habit_stats, normalize_habits, replay_descriptor
 from data.replay.mods import HR, apply_mods
 from data.replay.osr import read_replay
-from data.replay_io import NUM_MODEL_FEATURES
+from data.replay_io import DEFAULT_REFERENCE, NUM_MODEL_FEATURES
 from data.tables import PlayerTable, StyleTable
 from dit.checkpoint import load_checkpoint, model_config_dict, save_checkpoint
 from dit.models import DiTConfig, PositionDiT
@@ -48,7 +48,7 @@ def checkpoints(tmp_path_factory):
     torch.manual_seed(0)
     config = ReplayDiTConfig(depth=1, hidden_size=32, num_heads=2, num_classes=PLAYERS.num_classes,
                              num_features=NUM_MODEL_FEATURES, class_feature_dim=NUM_HABITS)  # fmt: skip
-    task = ReplayTask(argparse.Namespace(seq_len=64))
+    task = ReplayTask(argparse.Namespace(seq_len=64, reference=DEFAULT_REFERENCE))
     task.players = PLAYERS
     task.frame_timing = FrameTiming.pooled([measure(read_replay(p)) for p in REPLAY_FIXTURES])
     descriptors = {r.player: replay_descriptor(r, apply_mods(read_beatmap(m), r.mods), 64) for r, m in _paired()}
