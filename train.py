@@ -25,10 +25,9 @@ from accelerate.utils import set_seed
 from tqdm import tqdm
 
 from data.errors import BadInputError, refusal_exit
-from data.replay_io import DEFAULT_REFERENCE, REFERENCE_KINDS
 from dit.checkpoint import MODEL_REGISTRY, load_checkpoint, model_config_dict, save_checkpoint
 from dit.models import DIT_PRESETS
-from pipeline.tasks import TASKS, PositionTask, ReplayTask
+from pipeline.tasks import DEFAULT_REFERENCE, REFERENCE_KINDS, TASKS, PositionTask, ReplayTask
 from pipeline.training import (
     batch_indices,
     collate,

@@ -15,7 +15,14 @@ from data.prepare import prepare
 from data.replay.frame_timing import FrameTiming
 from data.replay.habits import HABIT_NAMES, NUM_HABITS
 from data.replay.osr import DEFAULT_STEP_MS
-from data.replay_io import CHANNELS, MODEL_FEATURE_NAMES, NUM_MODEL_FEATURES, OFFSET_GAIN
+from data.replay_io import (  # noqa: F401  (the reference kinds are train.py's --reference choices)
+    CHANNELS,
+    DEFAULT_REFERENCE,
+    MODEL_FEATURE_NAMES,
+    NUM_MODEL_FEATURES,
+    OFFSET_GAIN,
+    REFERENCE_KINDS,
+)
 from data.replay_windows import ReplayWindowDataset, read_set_list
 from data.style_features import JUMP_PX, STYLE_FEATURE_DIM, class_feature_table
 from data.windows import WindowDataset, load_cache
