@@ -12,6 +12,7 @@ from data.replay.mods import apply_mods
 from data.replay_io import (
     MODEL_FEATURE_NAMES,
     NUM_MODEL_FEATURES,
+    REFERENCE_KINDS,
     clean_keys,
     decode_targets,
     encode_targets,
@@ -175,6 +176,14 @@ def test_train_replay_task_runs_and_resumes_to_the_same_weights(replay_cache, tm
         for name, value in straight[key].items():
             assert torch.equal(value, resumed[key][name]), f"{key}.{name} differs after resume"
     assert any(not torch.equal(v, straight["model_state"][k]) for k, v in load_checkpoint(first)["model_state"].items())
+
+
+def test_the_reference_path_trained_on_travels_with_the_checkpoint(replay_cache, tmp_path):
+    common = [*TRAIN_ARGS, "--data-path", str(replay_cache), "--max-steps", "1", "--ckpt-every", "1"]
+    for kind in REFERENCE_KINDS:
+        assert train.cli([*common, "--results-dir", str(tmp_path / kind), "--reference", kind]) == 0
+        ckpt = load_checkpoint(tmp_path / kind / "checkpoints" / "step_0000001.pt")
+        assert ckpt["extra"]["data_stats"]["reference"] == kind  # sampling reads the path it was trained on
 
 
 def test_train_replay_task_refuses_a_folder_that_is_no_replay_cache(tmp_path, capsys):
