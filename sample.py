@@ -31,7 +31,7 @@ from pipeline.play import (
     FRAME_TIMINGS,
     PLAYER_CFG_SCALE,
 )
-from pipeline.playtest import PLAYTEST_ROUNDS
+from pipeline.playtest import PLAYTEST_ROUNDS, rounds_value
 from pipeline.remap import (
     DEFAULT_CKPT,
     GRID_CHOICES,
@@ -168,7 +168,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--osz", type=Path, help="pack the new map(s) with the set's audio and background into an .osz")
     p.add_argument(
         "--playtest",
-        type=int,
+        type=rounds_value,
         nargs="?",
         const=PLAYTEST_ROUNDS,
         metavar="ROUNDS",
@@ -191,8 +191,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--player-map names the map of a --player-from replay")
     if args.osz and args.replay_only:
         p.error("--osz packs a remapped map; --replay-only writes none")
-    if args.playtest is not None and (args.replay_only or args.playtest < 0):
-        p.error("--playtest plays a remap (not with --replay-only) for 0 or more rounds")
+    if args.playtest is not None and args.replay_only:
+        p.error("--playtest plays a remap; --replay-only writes none")
     return args
 
 

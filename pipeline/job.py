@@ -157,12 +157,12 @@ def run(job: Job) -> list[Path]:
     def text_of(positions, index):  # the bytes write_remap writes: a replay names their MD5
         return remap_text(decode(beatmap, positions), beatmap, label, index, len(variants))
 
+    player = replay_player(replay_model, replay_ckpt, **play_kwargs) if job.playtest is not None else None
     written, source_play = [], None
     for i, positions in enumerate(variants):
         report = None
-        if job.playtest is not None:
+        if player is not None:
             resample = remap_resampler(beatmap, model, ckpt, style.index, job.seed, i, **remap_kwargs)
-            player = replay_player(replay_model, replay_ckpt, **play_kwargs)
             report = playtest(beatmap, positions, partial(text_of, index=i), player, resample, rounds=job.playtest,
                               source_play=source_play)  # fmt: skip
             source_play = report.source  # the same player plays the same source for every variant

@@ -4,6 +4,7 @@ gives every section's figures for both maps."""
 
 from __future__ import annotations
 
+import argparse
 import io
 import warnings
 from collections.abc import Callable
@@ -68,6 +69,17 @@ class Playtest:
         buffer = io.StringIO()
         self.report.to_csv(buffer, index=False)
         return buffer.getvalue()
+
+
+def rounds_value(text: str) -> int:
+    """argparse type of --playtest (sample.py and testing/evaluate.py): a whole number of rounds, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
 
 
 def plays_worse(faults: np.ndarray, source_faults: np.ndarray) -> np.ndarray:

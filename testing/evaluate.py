@@ -34,9 +34,9 @@ from data.beatmap.codec import decode, encode_text  # noqa: E402
 from data.beatmap.inputs import read_beatmap_input  # noqa: E402
 from data.errors import BadInputError, refusal_exit, refuse_unless_readable  # noqa: E402
 from dit.diffusion import SAMPLERS  # noqa: E402
-from pipeline.outputs import label_remap  # noqa: E402
+from pipeline.outputs import remap_text  # noqa: E402
 from pipeline.play import load_replay_model  # noqa: E402
-from pipeline.playtest import PLAYTEST_ROUNDS, playtest, remap_resampler, replay_player  # noqa: E402
+from pipeline.playtest import PLAYTEST_ROUNDS, playtest, remap_resampler, replay_player, rounds_value  # noqa: E402
 from pipeline.remap import (  # noqa: E402
     DEFAULT_CKPT,
     GRID_CHOICES,
@@ -174,8 +174,8 @@ class Remapper:
         positions = remap_positions(beatmap, self.model, self.ckpt, style, style_features=style_features, **kwargs)[0]
         label = label or style_label(self.styles, style)
 
-        def text_of(p: np.ndarray) -> str:
-            return label_remap(decode(beatmap, p), f"{beatmap.version or 'Unknown'} (osu-dit {label})")
+        def text_of(p: np.ndarray) -> str:  # as sample.py writes a single remap
+            return remap_text(decode(beatmap, p), beatmap, label, 0, 1)
 
         if self.playtest is not None:
             remap_kwargs = {k: v for k, v in kwargs.items() if k not in ("seed", "progress")}
@@ -453,7 +453,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--playtest",
-        type=int,
+        type=rounds_value,
         nargs="?",
         const=PLAYTEST_ROUNDS,
         metavar="ROUNDS",
@@ -465,8 +465,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         p.error("--limit must be at least 1")
-    if args.playtest is not None and args.playtest < 0:
-        p.error("--playtest takes 0 or more rounds")
     return args
 
 
