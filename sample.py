@@ -30,6 +30,7 @@ from pipeline.play import (
     DEFAULT_REPLAY_TEMPERATURE,
     FRAME_TIMINGS,
     PLAYER_CFG_SCALE,
+    SETTLE_WIDTH_PX,
 )
 from pipeline.playtest import PLAYTEST_ROUNDS, rounds_value
 from pipeline.remap import (
@@ -155,6 +156,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=DEFAULT_KEY_TEMPERATURE,
         help="replays: the same for the keys (below 1: steadier hit timing)",
+    )
+    p.add_argument(
+        "--still-zone",
+        type=float,
+        default=SETTLE_WIDTH_PX,
+        metavar="PX",
+        help="replays: the cursor rests where the model's path barely moves, trailing it by up to PX (0: off)",
     )
     p.add_argument(
         "--frame-timing",

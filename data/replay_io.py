@@ -13,6 +13,7 @@ sampling (pipeline.play) both build their inputs here.
 
 from __future__ import annotations
 
+import math
 from typing import Literal, get_args
 
 import numpy as np
@@ -76,6 +77,12 @@ MIN_KEY_TICKS = 2
 HAIRPIN_DEG = 30.0
 HAIRPIN_MIN_PX = 6.0
 HAIRPIN_PASSES = 4
+# Still zone of `settle`: a hand rests where the path moves less than SETTLE_SPEED_PX per tick over SETTLE_TICKS
+# ticks, and the cursor stays within SETTLE_WIDTH_PX of the network's path. Chosen so the written replays rest
+# about as often as the humans' on the same held-out maps (docs/decisions.md).
+SETTLE_TICKS = 8
+SETTLE_SPEED_PX = 3.0
+SETTLE_WIDTH_PX = 12.0
 ReferenceKind = Literal["linear", "minimum_jerk"]
 REFERENCE_KINDS: tuple[str, ...] = get_args(ReferenceKind)
 DEFAULT_REFERENCE: ReferenceKind = "minimum_jerk"
@@ -310,6 +317,33 @@ def unhairpin(cursor_px: np.ndarray, passes: int = HAIRPIN_PASSES) -> np.ndarray
         middle = np.flatnonzero(hairpin) + 1
         out[middle] = (out[middle - 1] + out[middle + 1]) / 2
     return out
+
+
+def settle(cursor_px: np.ndarray, width_px: float = SETTLE_WIDTH_PX, speed_px: float = SETTLE_SPEED_PX) -> np.ndarray:
+    """Let the cursor rest where the path barely moves: a still zone of up to `width_px` around the cursor,
+    full where the path's displacement over SETTLE_TICKS ticks is nil and fading to none at `speed_px` px per
+    tick, so the cursor stays put until the path leaves the zone and then trails it by the zone's width.
+    The network draws human speed but jitters where a hand would rest (a mouse that does not move reports
+    the same position). Returns a copy [T, 2]; `width_px` 0 leaves the path as it is."""
+    path = np.array(cursor_px, np.float64)
+    if width_px <= 0 or speed_px <= 0 or len(path) < 2:
+        return path
+    half = SETTLE_TICKS // 2
+    padded = np.pad(path, ((half, half), (0, 0)), mode="edge")
+    speed = np.linalg.norm(padded[2 * half :] - padded[: -2 * half], axis=1) / (2 * half)
+    zone = (width_px * np.clip(1.0 - speed / speed_px, 0.0, 1.0)).tolist()
+    xs, ys = path[:, 0].tolist(), path[:, 1].tolist()
+    out_x, out_y = [xs[0]], [ys[0]]
+    for x, y, w in zip(xs[1:], ys[1:], zone[1:], strict=True):  # sequential: each tick starts where the last stayed
+        dx, dy = x - out_x[-1], y - out_y[-1]
+        d = math.hypot(dx, dy)
+        if d <= w:
+            out_x.append(out_x[-1])
+            out_y.append(out_y[-1])
+        else:
+            out_x.append(x - dx / d * w)
+            out_y.append(y - dy / d * w)
+    return np.stack([out_x, out_y], axis=1)
 
 
 def clean_keys(down: np.ndarray, min_ticks: int = MIN_KEY_TICKS) -> np.ndarray:

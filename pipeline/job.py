@@ -22,6 +22,7 @@ from pipeline.play import (
     DEFAULT_REPLAY_TEMPERATURE,
     PLAYER_CFG_SCALE,
     REPLAY_PLAYER_NAME,
+    SETTLE_WIDTH_PX,
     choose_player,
     describe_players,
     load_replay_model,
@@ -77,6 +78,7 @@ class Job:
     list_players: bool = False
     temperature: float = DEFAULT_REPLAY_TEMPERATURE
     key_temperature: float = DEFAULT_KEY_TEMPERATURE
+    still_zone: float = SETTLE_WIDTH_PX
     frame_timing: str = "human"
     preview: Path | None = None
     preview_time: float | None = None
@@ -115,6 +117,7 @@ def run(job: Job) -> list[Path]:
             "seed": job.seed,
             "temperature": job.temperature,
             "key_temperature": job.key_temperature,
+            "still_zone": job.still_zone,
             "frame_timing": job.frame_timing,
             "progress": job.progress,
         }

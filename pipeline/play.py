@@ -21,11 +21,14 @@ from data.replay.osr import ReplayFrames, ReplayGrid, grid_frames, read_replay, 
 from data.replay_io import (
     CHANNELS,
     LEAD_IN_MS,
+    SETTLE_SPEED_PX,
+    SETTLE_WIDTH_PX,
     TAIL_MS,
     decode_targets,
     map_features,
     model_features,
     reference_path,
+    settle,
     unhairpin,
 )
 from data.tables import PlayerTable
@@ -187,6 +190,8 @@ def generate_replay_grid(
     seed: int = 0,
     temperature: float = DEFAULT_REPLAY_TEMPERATURE,
     key_temperature: float = DEFAULT_KEY_TEMPERATURE,
+    still_zone: float = SETTLE_WIDTH_PX,
+    rest_speed: float = SETTLE_SPEED_PX,
     progress: bool = True,
 ) -> ReplayGrid:
     """A ReplayGrid (play time) of the model playing a modded map (data.replay.mods.PlayBeatmap), whole map in one pass.
@@ -194,7 +199,8 @@ def generate_replay_grid(
     `temperature` scales the starting noise of the cursor channels and `key_temperature` that of the keys:
     below 1 the deterministic samplers land nearer the most likely play (tighter aim, steadier timing), at 1
     they draw from the full spread the model learned. `player_features` (pipeline.play.player_features) is the
-    habit descriptor the network reads beside the class."""
+    habit descriptor the network reads beside the class. The cursor rests in a still zone of `still_zone` px
+    where the network's path moves less than `rest_speed` px per tick (data.replay_io.settle; 0: off)."""
     step_ms = float(ckpt["extra"]["data_stats"]["step_ms"])
     ticks = replay_ticks(play, step_ms)
     features = map_features(play, ticks)
@@ -220,7 +226,7 @@ def generate_replay_grid(
             model_fn, noise, steps, extra_args=extra, disable=not progress, generator=generator
         )
     x, y, k1, k2 = decode_targets(x0[0].float().cpu().numpy(), reference)
-    cursor = unhairpin(np.stack([x, y], axis=1)).astype(np.float32)
+    cursor = settle(unhairpin(np.stack([x, y], axis=1)), still_zone, rest_speed).astype(np.float32)
     return ReplayGrid(ticks, cursor[:, 0], cursor[:, 1], k1, k2, step_ms, play.rate)
 
 
@@ -244,6 +250,10 @@ def play_frames(
         raise ValueError(f"unknown frame timing {frame_timing!r}, expected one of {FRAME_TIMINGS}")
     flags = parse_mods(mods) if isinstance(mods, str) else int(mods)
     modded = apply_mods(beatmap, flags)
+    asked = player_features is not None and bool(np.any(player_features))
+    habits = raw_habits(player_features, ckpt) if asked else None
+    if habits is not None:
+        generate_kwargs.setdefault("rest_speed", rest_speed(habits["rest_share"], ckpt["extra"]["habits"]))
     grid = generate_replay_grid(modded, model, ckpt, player, player_features=player_features, **generate_kwargs)
     seed = int(generate_kwargs.get("seed", 0))
     profile = ckpt["extra"].get("frame_timing")
@@ -254,9 +264,16 @@ def play_frames(
     name = PlayerTable.from_dict(ckpt["extra"]["players"]).players[player - 1] if player else None
     # Which key a press takes is drawn, not learned (the network alternates all or nothing): by an asked
     # player's own alternation in runs of presses, else by the drawn setup's player's.
-    asked = player_features is not None and bool(np.any(player_features))
-    alternation = raw_habits(player_features, ckpt)["alternation"] if asked else None
+    alternation = habits["alternation"] if habits is not None else None
     return modded, FrameTiming.from_dict(profile).frames(grid, rng, player=name, alternation=alternation)
+
+
+def rest_speed(asked_rest: float, stats: dict) -> float:
+    """The still zone's speed for an asked player's rest share (data.replay.habits): the network hardly follows
+    the rest it is asked for, so a player who rests more gets a zone that holds the cursor at faster paths,
+    by the square root of their rest over the training windows' median (docs/measurements.md)."""
+    center = stats["center"][list(stats["names"]).index("rest_share")]
+    return SETTLE_SPEED_PX * float(np.sqrt(np.clip(asked_rest / max(center, 1e-3), 0.25, 16.0)))
 
 
 def play(

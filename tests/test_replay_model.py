@@ -13,11 +13,14 @@ from data.replay_io import (
     MODEL_FEATURE_NAMES,
     NUM_MODEL_FEATURES,
     REFERENCE_KINDS,
+    SETTLE_SPEED_PX,
+    SETTLE_WIDTH_PX,
     clean_keys,
     decode_targets,
     encode_targets,
     map_features,
     reference_path,
+    settle,
     unhairpin,
 )
 from data.replay_windows import ReplayWindowDataset
@@ -93,6 +96,29 @@ def test_full_speed_reversals_are_taken_out_and_human_motion_left_alone(replay_c
     )
     long = np.minimum(np.linalg.norm(steps[:-1], axis=1), np.linalg.norm(steps[1:], axis=1)) > 8
     assert not np.any(long & (cos < -np.cos(np.radians(10)))), "no circleguard snap is left"
+
+
+def test_settle_lets_a_jittering_cursor_rest_where_the_hand_did_and_leaves_fast_motion(replay_cache):
+    rows, _ = load_replay_cache(replay_cache)
+    array = load_replay_array(replay_cache, next(r for r in rows if r["paired"])["replay_md5"])
+    human = np.stack([array["x"], array["y"]], axis=1).astype(np.float64)
+    at_rest = np.r_[False, np.linalg.norm(np.diff(human, axis=0), axis=1) < 0.5]
+    assert at_rest.mean() > 0.05, "the fixture's player rests"
+    # The network's cursor: human motion with a jitter of a few px where a hand would be still.
+    jittered = human + np.random.default_rng(0).normal(0, 1.5, human.shape)
+    settled = settle(jittered)
+
+    def rest(path):
+        return np.mean(np.linalg.norm(np.diff(path, axis=0), axis=1) < 0.5)
+
+    assert rest(jittered) < 0.02 and rest(settled) > 0.5 * at_rest.mean(), (rest(jittered), rest(settled))
+    assert np.max(np.linalg.norm(settled - jittered, axis=1)) <= SETTLE_WIDTH_PX + 1e-9, "it trails the path"
+    # Where the path moves at full speed the zone is gone: the cursor is the path's (after the zone has caught up).
+    padded = np.pad(human, ((4, 4), (0, 0)), mode="edge")
+    fast = np.linalg.norm(padded[8:] - padded[:-8], axis=1) / 8 > 2 * SETTLE_SPEED_PX
+    fast &= np.convolve(fast, np.ones(9), "same") == 9
+    assert fast.sum() > 100 and np.allclose(settled[fast], jittered[fast])
+    assert np.array_equal(settle(jittered, width_px=0), jittered)
 
 
 def test_one_tick_key_holds_are_lengthened_and_one_tick_gaps_filled():
