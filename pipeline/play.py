@@ -191,7 +191,7 @@ def generate_replay_grid(
     temperature: float = DEFAULT_REPLAY_TEMPERATURE,
     key_temperature: float = DEFAULT_KEY_TEMPERATURE,
     still_zone: float = SETTLE_WIDTH_PX,
-    rest_speed: float = SETTLE_SPEED_PX,
+    rest_ratio: float = 1.0,
     progress: bool = True,
 ) -> ReplayGrid:
     """A ReplayGrid (play time) of the model playing a modded map (data.replay.mods.PlayBeatmap), whole map in one pass.
@@ -200,7 +200,8 @@ def generate_replay_grid(
     below 1 the deterministic samplers land nearer the most likely play (tighter aim, steadier timing), at 1
     they draw from the full spread the model learned. `player_features` (pipeline.play.player_features) is the
     habit descriptor the network reads beside the class. The cursor rests in a still zone of `still_zone` px
-    where the network's path moves less than `rest_speed` px per tick (data.replay_io.settle; 0: off)."""
+    (data.replay_io.settle; 0: off), held to faster paths for a player who rests `rest_ratio` times as often as
+    the median player."""
     step_ms = float(ckpt["extra"]["data_stats"]["step_ms"])
     ticks = replay_ticks(play, step_ms)
     features = map_features(play, ticks)
@@ -226,7 +227,10 @@ def generate_replay_grid(
             model_fn, noise, steps, extra_args=extra, disable=not progress, generator=generator
         )
     x, y, k1, k2 = decode_targets(x0[0].float().cpu().numpy(), reference)
-    cursor = settle(unhairpin(np.stack([x, y], axis=1)), still_zone, rest_speed).astype(np.float32)
+    # The zone holds to faster paths for a player who rests more; widening it too cost abraker's plays a third of
+    # their accuracy (docs/decisions.md).
+    speed = SETTLE_SPEED_PX * np.sqrt(rest_ratio)
+    cursor = settle(unhairpin(np.stack([x, y], axis=1)), still_zone, speed).astype(np.float32)
     return ReplayGrid(ticks, cursor[:, 0], cursor[:, 1], k1, k2, step_ms, play.rate)
 
 
@@ -253,7 +257,7 @@ def play_frames(
     asked = player_features is not None and bool(np.any(player_features))
     habits = raw_habits(player_features, ckpt) if asked else None
     if habits is not None:
-        generate_kwargs.setdefault("rest_speed", rest_speed(habits["rest_share"], ckpt["extra"]["habits"]))
+        generate_kwargs.setdefault("rest_ratio", rest_ratio(habits["rest_share"], ckpt["extra"]["habits"]))
     grid = generate_replay_grid(modded, model, ckpt, player, player_features=player_features, **generate_kwargs)
     seed = int(generate_kwargs.get("seed", 0))
     profile = ckpt["extra"].get("frame_timing")
@@ -268,12 +272,11 @@ def play_frames(
     return modded, FrameTiming.from_dict(profile).frames(grid, rng, player=name, alternation=alternation)
 
 
-def rest_speed(asked_rest: float, stats: dict) -> float:
-    """The still zone's speed for an asked player's rest share (data.replay.habits): the network hardly follows
-    the rest it is asked for, so a player who rests more gets a zone that holds the cursor at faster paths,
-    by the square root of their rest over the training windows' median (docs/measurements.md)."""
+def rest_ratio(asked_rest: float, stats: dict) -> float:
+    """How many times as often as the median training window an asked player's cursor rests (data.replay.habits;
+    within 0.25-8). The network hardly follows the rest it is asked for, so the still zone carries part of it."""
     center = stats["center"][list(stats["names"]).index("rest_share")]
-    return SETTLE_SPEED_PX * float(np.sqrt(np.clip(asked_rest / max(center, 1e-3), 0.25, 16.0)))
+    return float(np.clip(asked_rest / max(center, 1e-3), 0.25, 8.0))
 
 
 def play(
