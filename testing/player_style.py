@@ -2,7 +2,7 @@
 
     python testing/play_like_humans.py ... --mods "" --output GEN_A -- --player A     # and the same for B
     python testing/player_style.py --human corpus/replays --songs corpus/songs \
-        --player A GEN_A --player B GEN_B [--baseline GEN_DEFAULT] --output DIR
+        --player A GEN_A --player B GEN_B [--baseline GEN_DEFAULT [--map-reference GEN_HUMAN_MAPS]] --output DIR
 
 Habits (data.replay.habits, measured alike on human and generated replays): hit-error mean, key alternation
 within runs of presses, aim offset at the press (radii), hold time as a share of the gap to the next press,
@@ -19,6 +19,9 @@ Checks, as the player-style issue words them:
   without frame timing and screen pixels, which a named player's drawn setup supplies, not the network;
   cross-validated with folds grouped by map set) scores the generated windows: steering AUC of generated-as-A
   against generated-as-B, and on how many maps A's mean score is above B's;
+- with --map-reference too (the default player on the two humans' own maps, as play_like_humans.py writes
+  them): the same habits beyond what each map asks, each replay's less the default player's on its map
+  (alternation as it is), so that map difficulty does not pass for style;
 - with --baseline (the default player on the same maps): per player and habit, whether the generated set moves
   away from the default toward the human by at least half the distance (style by example: give a single
   replay as that player's --human).
@@ -71,9 +74,25 @@ def _plays(records: list, maps: dict, min_objects: int) -> list[tuple]:
 
 
 def habits(plays: list[tuple]) -> pd.DataFrame:
-    """One row of habits per replay (the median over its windows)."""
+    """One row of habits per replay (the median over its windows), indexed by the replay file's stem, with the
+    map's MD5 beside them."""
     rows = [replay_descriptor(record, play, HABIT_WINDOW_TICKS) for record, play, _ in plays]
-    return pd.DataFrame(rows, columns=list(HABIT_NAMES))
+    frame = pd.DataFrame(rows, columns=list(HABIT_NAMES), index=[Path(record.path).stem for record, _, _ in plays])
+    return frame.assign(map_md5=[record.beatmap_md5 for record, _, _ in plays])
+
+
+def beyond_map(frame: pd.DataFrame, reference: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Each replay's habits less the reference play's on the same map (`by` "stem": the reference file named as
+    the replay, as testing/play_like_humans.py names its plays; "map": any reference play of the same map),
+    so what a map asks of every player (its speed for tremor, its gaps for rest) does not pass for style. A
+    reference missing for a replay leaves its habits NaN."""
+    reference = reference if by == "stem" else reference.drop_duplicates("map_md5").set_index("map_md5")
+    keys = frame.index if by == "stem" else frame["map_md5"]
+    matched = reference.reindex(keys)[list(HABIT_NAMES)].to_numpy(np.float64, copy=True)
+    # Alternation is a share within runs of presses already; the default player's is a drawn setup's, no
+    # measure of the map.
+    matched[:, HABIT_NAMES.index("alternation")] = 0.0
+    return pd.DataFrame(frame[list(HABIT_NAMES)].to_numpy(np.float64) - matched, columns=list(HABIT_NAMES))
 
 
 def _median(frame: pd.DataFrame, habit: str) -> float:
@@ -181,6 +200,17 @@ def run(args: argparse.Namespace) -> dict:
         summary["steering_cursor_only"] = steering(*windows, args.seed, cursor_only=True)
     if args.baseline:
         baseline = habits(_plays(read_records([args.baseline], []), maps, 0))
+    if args.map_reference and args.baseline and len(human) == 2:
+        # Habits beyond what each map asks: humans against the default player on their own maps, generated
+        # players against the default player on theirs.
+        reference = habits(_plays(read_records([args.map_reference], []), maps, 0))
+        table = compare(
+            {name: beyond_map(frame, reference, "stem") for name, frame in human_habits.items()},
+            {name: beyond_map(frame, baseline, "map") for name, frame in generated_habits.items()},
+        )
+        summary["habits_beyond_map"] = table
+        summary["follows_beyond_map"] = sum(v["follows"] for v in table.values())
+    if args.baseline:
         summary["against_default"] = {
             name: against_baseline(human_habits[name], generated_habits[name], baseline) for name in human
         }
@@ -195,6 +225,10 @@ def report(summary: dict) -> str:
         lines.append(f"habits that follow the humans: {summary['follows']}/{len(HABIT_NAMES)}")
         for habit, row in summary["habits"].items():
             lines.append(f"{habit}: " + ", ".join(f"{k} {v}" for k, v in row.items()))
+        if "habits_beyond_map" in summary:
+            lines.append(f"beyond what the map asks: {summary['follows_beyond_map']}/{len(HABIT_NAMES)} follow")
+            for habit, row in summary["habits_beyond_map"].items():
+                lines.append(f"  {habit}: " + ", ".join(f"{k} {v}" for k, v in row.items()))
         for name in ("steering", "steering_cursor_only"):
             lines.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in summary[name].items()))
     for name, rows in summary.get("against_default", {}).items():
@@ -213,6 +247,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "of replays generated as that player (give two, or one with --baseline)"
     )  # fmt: skip
     p.add_argument("--baseline", type=Path, help="folder of replays generated as the default player, same maps")
+    p.add_argument(
+        "--map-reference",
+        type=Path,
+        help="folder of the default player's plays of the humans' own maps (testing/play_like_humans.py over "
+        "--human): with --baseline, habits are also compared beyond what each map asks",
+    )
     p.add_argument("--min-objects", type=int, default=20, help="human replays of maps with fewer objects are left out")
     p.add_argument("--seed", type=int, default=0, help="the classifier's seed")
     p.add_argument("--output", type=Path, required=True, help="folder for player_style.json")
