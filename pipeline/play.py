@@ -227,8 +227,7 @@ def generate_replay_grid(
             model_fn, noise, steps, extra_args=extra, disable=not progress, generator=generator
         )
     x, y, k1, k2 = decode_targets(x0[0].float().cpu().numpy(), reference)
-    # The zone holds to faster paths for a player who rests more; widening it too cost abraker's plays a third of
-    # their accuracy (docs/decisions.md).
+    # A player who rests more gets a zone held to faster paths, not a wider one: that cost accuracy (decisions.md).
     speed = SETTLE_SPEED_PX * np.sqrt(rest_ratio)
     cursor = settle(unhairpin(np.stack([x, y], axis=1)), still_zone, speed).astype(np.float32)
     return ReplayGrid(ticks, cursor[:, 0], cursor[:, 1], k1, k2, step_ms, play.rate)
