@@ -200,17 +200,16 @@ def run(args: argparse.Namespace) -> dict:
         summary["steering_cursor_only"] = steering(*windows, args.seed, cursor_only=True)
     if args.baseline:
         baseline = habits(_plays(read_records([args.baseline], []), maps, 0))
-    if args.map_reference and args.baseline and len(human) == 2:
-        # Habits beyond what each map asks: humans against the default player on their own maps, generated
-        # players against the default player on theirs.
-        reference = habits(_plays(read_records([args.map_reference], []), maps, 0))
-        table = compare(
-            {name: beyond_map(frame, reference, "stem") for name, frame in human_habits.items()},
-            {name: beyond_map(frame, baseline, "map") for name, frame in generated_habits.items()},
-        )
-        summary["habits_beyond_map"] = table
-        summary["follows_beyond_map"] = sum(v["follows"] for v in table.values())
-    if args.baseline:
+        if args.map_reference and len(human) == 2:
+            # Habits beyond what each map asks: humans against the default player on their own maps, generated
+            # players against the default player on theirs.
+            reference = habits(_plays(read_records([args.map_reference], []), maps, 0))
+            table = compare(
+                {name: beyond_map(frame, reference, "stem") for name, frame in human_habits.items()},
+                {name: beyond_map(frame, baseline, "map") for name, frame in generated_habits.items()},
+            )
+            summary["habits_beyond_map"] = table
+            summary["follows_beyond_map"] = sum(v["follows"] for v in table.values())
         summary["against_default"] = {
             name: against_baseline(human_habits[name], generated_habits[name], baseline) for name in human
         }
