@@ -346,6 +346,46 @@ def settle(cursor_px: np.ndarray, width_px: float = SETTLE_WIDTH_PX, speed_px: f
     return np.stack([out_x, out_y], axis=1)
 
 
+def hold_taps(k1: np.ndarray, k2: np.ndarray, features: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
+    """Keys (bool [T] each) whose taps (holds over no slider or spinner tick) are scaled by one factor so that
+    presses are held `share` of the gap to the next press on average, slider holds counted as
+    data.replay.habits measures them (at most the whole gap). Each tap keeps its length relative to the
+    others', ends MIN_KEY_TICKS before the next press (either key stays free for it) and lasts at least that
+    long; slider and spinner holds and the last press stay as they are."""
+    active = (features[:, _F["slider_active"]] > 0) | (features[:, _F["spinner_active"]] > 0)
+    holds = sorted((p, r, key) for key, down in enumerate((k1, k2)) for p, r in key_holds(np.asarray(down, bool)))
+    presses = np.array([p for p, _, _ in holds], np.int64)
+    taps, kept = [], []  # kept: the share of the gap of each press that is not a tap
+    for p, r, key in holds:
+        later = presses[presses > p]
+        if not len(later):
+            continue
+        if active[p:r].any():
+            kept.append(min((r - p) / (later[0] - p), 1.0))
+        else:
+            taps.append((p, r, key, int(later[0])))
+    out = [np.array(k1, bool), np.array(k2, bool)]
+    if not taps:
+        return out[0], out[1]
+    length, gap = np.array([[r - p, n - p] for p, r, _, n in taps], np.float64).T
+    longest = np.maximum(gap - MIN_KEY_TICKS, MIN_KEY_TICKS)
+
+    def scaled(factor: float) -> np.ndarray:
+        return np.clip(np.round(length * factor), MIN_KEY_TICKS, longest)
+
+    def mean_share(factor: float) -> float:
+        return (np.sum(np.minimum(scaled(factor) / gap, 1.0)) + sum(kept)) / (len(taps) + len(kept))
+
+    low, high = 0.0, 16.0  # the mean share grows with the factor: bisect for the asked one
+    for _ in range(40):
+        middle = (low + high) / 2
+        low, high = (middle, high) if mean_share(middle) < share else (low, middle)
+    for (p, r, key, _), ticks in zip(taps, scaled(high).astype(int), strict=True):
+        out[key][p:r] = False
+        out[key][p : p + ticks] = True
+    return out[0], out[1]
+
+
 def clean_keys(down: np.ndarray, min_ticks: int = MIN_KEY_TICKS) -> np.ndarray:
     """Fill gaps shorter than `min_ticks` ticks between holds, then lengthen holds shorter than that (bool [T])."""
     out = np.asarray(down, bool).copy()

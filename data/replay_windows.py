@@ -30,6 +30,7 @@ from data.replay_io import (
     FEATURE_INDEX,
     KEY_UP,
     MODEL_FEATURE_NAMES,
+    MS_PER_UNIT,
     NUM_MODEL_FEATURES,
     ReferenceKind,
     active_span,
@@ -123,10 +124,14 @@ class ReplayWindowDataset(Dataset):
         self.augment, self.seed, self.epoch = augment, seed, 0
         self._inputs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         windows, habits = [], []
+        self._window_300_ms = []  # per replay: its map's 300 window with the replay's mods (ms of play time)
         for i, row in enumerate(self.rows):
             array = load_replay_array(self.cache_dir, row["replay_md5"])
             first, last = active_span(array["features"])
             array = array[first:last]
+            self._window_300_ms.append(
+                float(array["features"][0, _F["window_300_s"]]) * MS_PER_UNIT if len(array) else 0.0
+            )
             reference = reference_path(array["features"], reference_kind)
             targets = encode_targets(array["x"], array["y"], array["k1"], array["k2"], reference)
             conditioning = model_features(array["features"], reference)
@@ -152,6 +157,17 @@ class ReplayWindowDataset(Dataset):
         out = normalize_habits(table, self.habit_normalization)
         out[0] = 0.0
         return out
+
+    def player_windows(self) -> list[float]:
+        """[num_classes] each player's median 300 window (ms of play time) over their windows here (0 for the
+        null class and players without windows): the timing a player's hit error was measured against."""
+        table = [0.0] * self.num_classes
+        classes = np.array([self.rows[r]["player_class"] for r in self._windows[:, 0]], np.int64)
+        window = np.asarray(self._window_300_ms)[self._windows[:, 0]]
+        for c in np.unique(classes):
+            if c:
+                table[c] = float(np.median(window[classes == c]))
+        return table
 
     @property
     def num_classes(self) -> int:

@@ -105,11 +105,11 @@ def run(job: Job) -> list[Path]:
         if job.list_players:
             print(describe_players(replay_model, replay_ckpt, players))
             return []
-        seq_len = int(replay_ckpt["extra"]["data_stats"]["seq_len"])
-        choice = choose_player(players, job.player, job.player_from, job.player_map, seq_len)
+        choice = choose_player(replay_ckpt, job.player, job.player_from, job.player_map)
         play_kwargs = {
             "player": choice.index,
             "player_features": player_features(replay_model, replay_ckpt, choice),
+            "player_window_ms": choice.window_300_ms,
             "mods": mods,
             "cfg_scale": job.cfg_scale if job.cfg_scale is not None else PLAYER_CFG_SCALE if choice.asked else 1.0,
             "steps": job.num_sampling_steps,

@@ -25,6 +25,7 @@ from data.replay_io import (
     SETTLE_WIDTH_PX,
     TAIL_MS,
     decode_targets,
+    hold_taps,
     map_features,
     model_features,
     reference_path,
@@ -60,25 +61,28 @@ def load_replay_model(ckpt_path: str | Path = DEFAULT_REPLAY_CKPT):
 @dataclass(frozen=True)
 class PlayerChoice:
     """Whom to play as: a player class (0: none) and the raw habit descriptor asked for (None: the class's
-    own, or no player), with a label for file names and the replay header."""
+    own, or no player), with a label for file names and the replay header, and the 300 window of the maps the
+    habits were measured on (None where unknown)."""
 
     index: int
     habits: np.ndarray | None
     label: str
+    window_300_ms: float | None = None  # the 300 window (ms of play time) the asked hit error was measured against
 
     @property
     def asked(self) -> bool:
         return bool(self.index) or self.habits is not None
 
 
-def choose_player(
-    players: PlayerTable, name: str | None, player_from: Path | None, player_map: Path | None, seq_len: int
-) -> PlayerChoice:
+def choose_player(ckpt: dict, name: str | None, player_from: Path | None, player_map: Path | None) -> PlayerChoice:
     """A PlayerChoice for --player NAME, --player-from replay.osr (with its map found by MD5 beside it, or
-    --player-map; measured over windows of the checkpoint's `seq_len` ticks), or neither."""
+    --player-map; measured over windows of the checkpoint's training length), or neither, of a replay checkpoint."""
+    players = PlayerTable.from_dict(ckpt["extra"]["players"])
     if player_from is None:
         index = resolve_player(players, name)
-        return PlayerChoice(index, None, players.players[index - 1] if index else "")
+        windows = ckpt["extra"].get("habits", {}).get("player_window_300_ms") or []
+        window = windows[index] if index < len(windows) and windows[index] > 0 else None
+        return PlayerChoice(index, None, players.players[index - 1] if index else "", window)
     record = read_replay(player_from)
     if record.mods & NOT_HUMAN_MODS:
         raise BadInputError(player_from, "is played with relax, autopilot or autoplay: no human habits to copy")
@@ -86,8 +90,9 @@ def choose_player(
     beatmap = read_beatmap(map_path)
     if beatmap.md5 != record.beatmap_md5:
         raise BadInputError(map_path, f"is not the map {player_from.name} was played on (MD5 differs)")
-    habits = replay_descriptor(record, apply_mods(beatmap, record.mods), seq_len)
-    return PlayerChoice(0, habits, f"like {record.player}")
+    played = apply_mods(beatmap, record.mods)
+    habits = replay_descriptor(record, played, int(ckpt["extra"]["data_stats"]["seq_len"]))
+    return PlayerChoice(0, habits, f"like {record.player}", played.hit_windows_ms[0])
 
 
 def _map_beside(replay: Path, md5: str) -> Path:
@@ -123,6 +128,18 @@ def player_features(model, ckpt: dict, choice: PlayerChoice) -> np.ndarray | Non
     return descriptor
 
 
+def at_window(features: np.ndarray, ckpt: dict, asked_window_ms: float, map_window_ms: float) -> np.ndarray:
+    """An asked normalised descriptor with its hit error scaled from the 300 window it was measured against to
+    the map's: players hit earlier on lenient maps (over the corpus's paired replays the mean hit error falls
+    with the window), so a habit of 30 ms early on wide windows is kept as a share of the window, not in ms."""
+    stats = ckpt["extra"]["habits"]
+    i = list(stats["names"]).index("hit_error_ms")
+    out = np.array(features, np.float32)
+    raw = out[i] * stats["scale"][i] + stats["center"][i]
+    out[i] = (raw * map_window_ms / asked_window_ms - stats["center"][i]) / stats["scale"][i]
+    return out
+
+
 def class_habits(model, index: int) -> np.ndarray | None:
     """The normalised habits the model asks for as a player class; None when it reads none, or when the player
     had no replay with its map in training (their row was left at zero)."""
@@ -142,6 +159,7 @@ def raw_habits(features: np.ndarray, ckpt: dict) -> dict[str, float]:
 def describe_players(model, ckpt: dict, players: PlayerTable) -> str:
     """One line per known player: class, name, and the habits the checkpoint asks for as them, in words."""
     reads_habits = bool(model.config.class_feature_dim)
+    windows = ckpt["extra"].get("habits", {}).get("player_window_300_ms") or []
     lines = []
     for index, name in enumerate(players.players, start=1):
         descriptor = class_habits(model, index)
@@ -150,7 +168,10 @@ def describe_players(model, ckpt: dict, players: PlayerTable) -> str:
                 f"{index}\t{name}" + ("\t(no paired replay in training: habits unknown)" if reads_habits else "")
             )
             continue
-        lines.append(f"{index}\t{name}\t{describe(raw_habits(descriptor, ckpt))}")
+        words = describe(raw_habits(descriptor, ckpt))
+        if index < len(windows) and windows[index] > 0:  # the hit error is asked as a share of this window
+            words += f" (on maps with a {windows[index]:.0f} ms 300 window)"
+        lines.append(f"{index}\t{name}\t{words}")
     return "\n".join(lines)
 
 
@@ -192,6 +213,7 @@ def generate_replay_grid(
     key_temperature: float = DEFAULT_KEY_TEMPERATURE,
     still_zone: float = SETTLE_WIDTH_PX,
     rest_ratio: float = 1.0,
+    hold_share: float | None = None,
     progress: bool = True,
 ) -> ReplayGrid:
     """A ReplayGrid (play time) of the model playing a modded map (data.replay.mods.PlayBeatmap), whole map in one pass.
@@ -201,7 +223,8 @@ def generate_replay_grid(
     they draw from the full spread the model learned. `player_features` (pipeline.play.player_features) is the
     habit descriptor the network reads beside the class. The cursor rests in a still zone of `still_zone` px
     (data.replay_io.settle; 0: off), held to faster paths for a player who rests `rest_ratio` times as often as
-    the median player."""
+    the median player. `hold_share` (an asked player's) sets how much of the gap to the next press taps are held
+    (data.replay_io.hold_taps; None: as the network holds them)."""
     step_ms = float(ckpt["extra"]["data_stats"]["step_ms"])
     ticks = replay_ticks(play, step_ms)
     features = map_features(play, ticks)
@@ -227,6 +250,9 @@ def generate_replay_grid(
             model_fn, noise, steps, extra_args=extra, disable=not progress, generator=generator
         )
     x, y, k1, k2 = decode_targets(x0[0].float().cpu().numpy(), reference)
+    if hold_share is not None and np.isfinite(hold_share):
+        # The network holds taps about half the gap whoever is asked; players differ (docs/measurements.md).
+        k1, k2 = hold_taps(k1, k2, features, hold_share)
     # A player who rests more gets a zone held to faster paths, not a wider one: that cost accuracy (decisions.md).
     speed = SETTLE_SPEED_PX * np.sqrt(rest_ratio)
     cursor = settle(unhairpin(np.stack([x, y], axis=1)), still_zone, speed).astype(np.float32)
@@ -242,9 +268,13 @@ def play_frames(
     *,
     frame_timing: FrameTimingKind = "human",
     player_features: np.ndarray | None = None,
+    player_window_ms: float | None = None,
     **generate_kwargs,
 ) -> tuple[PlayBeatmap, ReplayFrames]:
     """(the map with `mods` applied, the frames of the model playing it in song time): what play() writes.
+
+    An asked player's hit error is scaled from `player_window_ms` (PlayerChoice.window_300_ms) to the
+    modded map's 300 window (`at_window`) when given.
 
     `frame_timing` "human" lays the model's grid onto frame times drawn from the human replays the checkpoint
     was trained on (data.replay.frame_timing); "grid" (and checkpoints without that profile) gives one frame
@@ -257,6 +287,9 @@ def play_frames(
     habits = raw_habits(player_features, ckpt) if asked else None
     if habits is not None:
         generate_kwargs.setdefault("rest_ratio", rest_ratio(habits["rest_share"], ckpt["extra"]["habits"]))
+        generate_kwargs.setdefault("hold_share", habits["hold_share"])
+        if player_window_ms:
+            player_features = at_window(player_features, ckpt, player_window_ms, modded.hit_windows_ms[0])
     grid = generate_replay_grid(modded, model, ckpt, player, player_features=player_features, **generate_kwargs)
     seed = int(generate_kwargs.get("seed", 0))
     profile = ckpt["extra"].get("frame_timing")

@@ -175,6 +175,7 @@ class ReplayTask(Task):
         val_set = ReplayWindowDataset(cache, "val", augment=False, habit_normalization=normalization, **common)
         self.players, self.habit_normalization = train_set.players, normalization
         self.player_descriptors = train_set.player_descriptors()
+        self.player_windows = train_set.player_windows()
         self.frame_timing = self._frame_timing(cache, held_out={r["replay_md5"] for r in val_set.rows})
         return cache, train_set, val_set
 
@@ -224,7 +225,12 @@ class ReplayTask(Task):
                 "seq_len": self.args.seq_len,
             },
             "frame_timing": self.frame_timing.to_dict() if self.frame_timing else None,
-            "habits": {"names": list(HABIT_NAMES), **self.habit_normalization},
+            # Each player's hit error was measured against their maps' 300 window; sampling scales it to the map's.
+            "habits": {
+                "names": list(HABIT_NAMES),
+                **self.habit_normalization,
+                "player_window_300_ms": self.player_windows,
+            },
             "run": run_config,
         }
 

@@ -94,6 +94,10 @@ def test_training_windows_carry_their_own_normalised_habits_and_players_their_me
     abraker = data.players.class_of("abraker")
     assert table[abraker].any(), "a player with windows has a descriptor"
     assert habit_stats(data.habits) == stats
+    windows = data.player_windows()
+    theirs = [apply_mods(read_beatmap(r["map_path"]), r["mods"]).hit_windows_ms[0] for r in data.rows
+              if r["player_class"] == abraker]  # fmt: skip
+    assert windows[0] == 0.0 and min(theirs) - 0.01 <= windows[abraker] <= max(theirs) + 0.01, "his maps' window"
 
 
 def test_habits_in_words():

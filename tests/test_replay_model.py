@@ -8,8 +8,11 @@ import train
 from data.beatmap.osu_reader import read_beatmap
 from data.cache import load_replay_array, load_replay_cache
 from data.replay.gameplay import stacked_positions
+from data.replay.habits import HABIT_NAMES, tick_habits
 from data.replay.mods import apply_mods
+from data.replay.osr import key_holds
 from data.replay_io import (
+    FEATURE_INDEX,
     MODEL_FEATURE_NAMES,
     NUM_MODEL_FEATURES,
     REFERENCE_KINDS,
@@ -18,6 +21,7 @@ from data.replay_io import (
     clean_keys,
     decode_targets,
     encode_targets,
+    hold_taps,
     map_features,
     reference_path,
     settle,
@@ -119,6 +123,29 @@ def test_settle_lets_a_jittering_cursor_rest_where_the_hand_did_and_leaves_fast_
     fast &= np.convolve(fast, np.ones(9), "same") == 9
     assert fast.sum() > 100 and np.allclose(settled[fast], jittered[fast])
     assert np.array_equal(settle(jittered, width_px=0), jittered)
+
+
+def test_taps_are_held_the_asked_share_of_the_gap_and_slider_holds_kept(replay_cache):
+    rows, _ = load_replay_cache(replay_cache)
+    arrays = [load_replay_array(replay_cache, r["replay_md5"]) for r in rows if r["paired"]]
+    array = max(arrays, key=lambda a: len(key_holds(a["k1"] > 0)) + len(key_holds(a["k2"] > 0)))
+    t, x, y, f = array["time_ms"], array["x"], array["y"], array["features"]
+    body = (f[:, FEATURE_INDEX["slider_active"]] > 0) | (f[:, FEATURE_INDEX["spinner_active"]] > 0)
+
+    def hold(k1, k2):
+        return np.nanmean(tick_habits(t, x, y, k1, k2, f)[:, HABIT_NAMES.index("hold_share")])
+
+    def holds(k1, k2):
+        return sorted((p, r, key) for key, down in enumerate((k1, k2)) for p, r in key_holds(down > 0))
+
+    human = holds(array["k1"], array["k2"])
+    assert len(human) > 50 and any(body[p:r].any() for p, r, _ in human), "taps and slider holds"
+    for share in (0.5, 0.7):  # within what the fastest taps (2 ticks) and the next press leave
+        k1, k2 = hold_taps(array["k1"], array["k2"], f, share)
+        assert abs(hold(k1, k2) - share) < 0.05, (share, hold(k1, k2), hold(array["k1"], array["k2"]))
+        changed = holds(k1, k2)
+        assert [(p, key) for p, _, key in changed] == [(p, key) for p, _, key in human], "every press kept"
+        assert [h for h in changed if body[h[0] : h[1]].any()] == [h for h in human if body[h[0] : h[1]].any()]
 
 
 def test_one_tick_key_holds_are_lengthened_and_one_tick_gaps_filled():

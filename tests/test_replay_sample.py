@@ -20,6 +20,7 @@ from data.tables import PlayerTable, StyleTable
 from dit.checkpoint import load_checkpoint, model_config_dict, save_checkpoint
 from dit.models import DiTConfig, PositionDiT
 from dit.replay_model import ReplayDiT, ReplayDiTConfig
+from pipeline.play import at_window, choose_player, raw_habits
 from pipeline.tasks import ReplayTask
 from tests.conftest import FIXTURES
 
@@ -53,6 +54,8 @@ def checkpoints(tmp_path_factory):
     task.frame_timing = FrameTiming.pooled([measure(read_replay(p)) for p in REPLAY_FIXTURES])
     descriptors = {r.player: replay_descriptor(r, apply_mods(read_beatmap(m), r.mods), 64) for r, m in _paired()}
     task.habit_normalization = habit_stats(np.stack(list(descriptors.values())))
+    windows = {r.player: apply_mods(read_beatmap(m), r.mods).hit_windows_ms[0] for r, m in _paired()}
+    task.player_windows = [0.0, windows["abraker"], 0.0]  # the 300 window of abraker's maps, as train.py measures
     model = ReplayDiT(config)
     model.player_embedder.class_features[1] = torch.from_numpy(  # abraker's, as train.py would set it
         normalize_habits(descriptors["abraker"], task.habit_normalization)
@@ -195,3 +198,20 @@ def test_a_player_without_habits_is_one_line_that_points_to_player_from(short_ma
     assert err.strip().count("\n") == 0 and "WhiteCat" in err and "--player-from" in err
     assert not (tmp_path / "w.osr").exists()
     assert _replay_only(short_map, checkpoints, tmp_path / "a.osr", "--player", "abraker") == 0
+
+
+def test_an_asked_hit_error_is_kept_as_a_share_of_the_maps_300_window(checkpoints):
+    ckpt = load_checkpoint(checkpoints / "replay.pt")
+    replay = _abraker_replay()
+    own_map = dict((r.beatmap_md5, m) for r, m in _paired())[read_replay(replay).beatmap_md5]
+    window = apply_mods(read_beatmap(own_map), read_replay(replay).mods).hit_windows_ms[0]
+    by_class = choose_player(ckpt, "abraker", None, None)
+    by_example = choose_player(ckpt, None, replay, own_map)
+    assert by_class.window_300_ms == by_example.window_300_ms == window, "measured on his map's window"
+    assert choose_player(ckpt, None, None, None).window_300_ms is None, "no player, nothing to scale"
+    asked = normalize_habits(by_example.habits, ckpt["extra"]["habits"])
+    stats = ckpt["extra"]["habits"]
+    strict = raw_habits(at_window(asked, ckpt, window, window / 2), ckpt)
+    same = raw_habits(asked, ckpt)
+    assert strict["hit_error_ms"] == pytest.approx(same["hit_error_ms"] / 2, abs=1e-3), "half the window, half"
+    assert all(strict[n] == pytest.approx(same[n], abs=1e-4) for n in stats["names"] if n != "hit_error_ms")
