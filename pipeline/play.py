@@ -212,7 +212,7 @@ def generate_replay_grid(
     temperature: float = DEFAULT_REPLAY_TEMPERATURE,
     key_temperature: float = DEFAULT_KEY_TEMPERATURE,
     still_zone: float = SETTLE_WIDTH_PX,
-    rest_ratio: float = 1.0,
+    still_speed: float = SETTLE_SPEED_PX,
     hold_share: float | None = None,
     progress: bool = True,
 ) -> ReplayGrid:
@@ -222,8 +222,8 @@ def generate_replay_grid(
     below 1 the deterministic samplers land nearer the most likely play (tighter aim, steadier timing), at 1
     they draw from the full spread the model learned. `player_features` (pipeline.play.player_features) is the
     habit descriptor the network reads beside the class. The cursor rests in a still zone of `still_zone` px
-    (data.replay_io.settle; 0: off), held to faster paths for a player who rests `rest_ratio` times as often as
-    the median player. `hold_share` (an asked player's) sets how much of the gap to the next press taps are held
+    (data.replay_io.settle; 0: off), fading to none at `still_speed` px a tick (`player_still_speed` gives an asked
+    player's). `hold_share` (an asked player's) sets how much of the gap to the next press taps are held
     (data.replay_io.hold_taps; None: as the network holds them)."""
     step_ms = float(ckpt["extra"]["data_stats"]["step_ms"])
     ticks = replay_ticks(play, step_ms)
@@ -253,9 +253,7 @@ def generate_replay_grid(
     if hold_share is not None and np.isfinite(hold_share):
         # The network holds taps about half the gap whoever is asked; players differ (docs/measurements.md).
         k1, k2 = hold_taps(k1, k2, features, hold_share)
-    # A player who rests more gets a zone held to faster paths, not a wider one: that cost accuracy (decisions.md).
-    speed = SETTLE_SPEED_PX * np.sqrt(rest_ratio)
-    cursor = settle(unhairpin(np.stack([x, y], axis=1)), still_zone, speed).astype(np.float32)
+    cursor = settle(unhairpin(np.stack([x, y], axis=1)), still_zone, still_speed).astype(np.float32)
     return ReplayGrid(ticks, cursor[:, 0], cursor[:, 1], k1, k2, step_ms, play.rate)
 
 
@@ -286,7 +284,7 @@ def play_frames(
     asked = player_features is not None and bool(np.any(player_features))
     habits = raw_habits(player_features, ckpt) if asked else None
     if habits is not None:
-        generate_kwargs.setdefault("rest_ratio", rest_ratio(habits["rest_share"], ckpt["extra"]["habits"]))
+        generate_kwargs.setdefault("still_speed", player_still_speed(habits["rest_share"], ckpt["extra"]["habits"]))
         generate_kwargs.setdefault("hold_share", habits["hold_share"])
         if player_window_ms:
             player_features = at_window(player_features, ckpt, player_window_ms, modded.hit_windows_ms[0])
@@ -304,11 +302,13 @@ def play_frames(
     return modded, FrameTiming.from_dict(profile).frames(grid, rng, player=name, alternation=alternation)
 
 
-def rest_ratio(asked_rest: float, stats: dict) -> float:
-    """How many times as often as the median training window an asked player's cursor rests (data.replay.habits;
-    within 0.25-8). The network hardly follows the rest it is asked for, so the still zone carries part of it."""
+def player_still_speed(asked_rest: float, stats: dict) -> float:
+    """The path speed (px a tick) at which an asked player's still zone fades out: the default's times the square
+    root of how many times as often as the median training window they rest (data.replay.habits; within
+    0.25-8). The network hardly follows the rest it is asked for, so the zone carries part of it; a player who
+    rests more gets a zone held to faster paths, not a wider one, which cost accuracy (decisions.md)."""
     center = stats["center"][list(stats["names"]).index("rest_share")]
-    return float(np.clip(asked_rest / max(center, 1e-3), 0.25, 8.0))
+    return SETTLE_SPEED_PX * float(np.sqrt(np.clip(asked_rest / max(center, 1e-3), 0.25, 8.0)))
 
 
 def play(
