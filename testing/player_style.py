@@ -81,18 +81,15 @@ def habits(plays: list[tuple]) -> pd.DataFrame:
     return frame.assign(map_md5=[record.beatmap_md5 for record, _, _ in plays])
 
 
-def beyond_map(frame: pd.DataFrame, reference: pd.DataFrame, by: str) -> pd.DataFrame:
-    """Each replay's habits less the reference play's on the same map (`by` "stem": the reference file named as
-    the replay, as testing/play_like_humans.py names its plays; "map": any reference play of the same map),
-    so what a map asks of every player (its speed for tremor, its gaps for rest) does not pass for style. A
-    reference missing for a replay leaves its habits NaN."""
-    reference = reference if by == "stem" else reference.drop_duplicates("map_md5").set_index("map_md5")
-    keys = frame.index if by == "stem" else frame["map_md5"]
-    matched = reference.reindex(keys)[list(HABIT_NAMES)].to_numpy(np.float64, copy=True)
+def beyond_map(frame: pd.DataFrame, matched: pd.DataFrame) -> pd.DataFrame:
+    """Each replay's habits less its reference play's (`matched`, row by row: the default player on the same
+    map), so what a map asks of every player (its speed for tremor, its gaps for rest) does not pass for style. A
+    missing reference (a NaN row) leaves the replay's habits NaN."""
+    reference = matched[list(HABIT_NAMES)].to_numpy(np.float64, copy=True)
     # Alternation is a share within runs of presses already; the default player's is a drawn setup's, no
     # measure of the map.
-    matched[:, HABIT_NAMES.index("alternation")] = 0.0
-    return pd.DataFrame(frame[list(HABIT_NAMES)].to_numpy(np.float64) - matched, columns=list(HABIT_NAMES))
+    reference[:, HABIT_NAMES.index("alternation")] = 0.0
+    return pd.DataFrame(frame[list(HABIT_NAMES)].to_numpy(np.float64) - reference, columns=list(HABIT_NAMES))
 
 
 def _median(frame: pd.DataFrame, habit: str) -> float:
@@ -203,10 +200,13 @@ def run(args: argparse.Namespace) -> dict:
         if args.map_reference and len(human) == 2:
             # Habits beyond what each map asks: humans against the default player on their own maps, generated
             # players against the default player on theirs.
+            # A human replay's reference is named as it is (testing/play_like_humans.py names its plays so); a
+            # generated play's is any default play of the same map.
             reference = habits(_plays(read_records([args.map_reference], []), maps, 0))
+            by_map = baseline.drop_duplicates("map_md5").set_index("map_md5")
             table = compare(
-                {name: beyond_map(frame, reference, "stem") for name, frame in human_habits.items()},
-                {name: beyond_map(frame, baseline, "map") for name, frame in generated_habits.items()},
+                {name: beyond_map(frame, reference.reindex(frame.index)) for name, frame in human_habits.items()},
+                {name: beyond_map(frame, by_map.reindex(frame["map_md5"])) for name, frame in generated_habits.items()},
             )
             summary["habits_beyond_map"] = table
             summary["follows_beyond_map"] = sum(v["follows"] for v in table.values())
