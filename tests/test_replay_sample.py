@@ -142,6 +142,9 @@ def test_unknown_player_is_one_line_that_says_how_to_list_players(short_map, che
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[:2] for line in lines] == [["1", "abraker"], ["2", "WhiteCat"]]
     assert "single-tap" in lines[0] or "alternate" in lines[0], "abraker's habits in words"
+    record, own_map = next((r, m) for r, m in _paired() if r.player == "abraker")
+    window = apply_mods(read_beatmap(own_map), record.mods).hit_windows_ms[0]
+    assert f"{window:.0f} ms 300 window" in lines[0], "the window his hit error was measured against"
     assert "habits unknown" in lines[1], "a player without measured habits says so"
 
 
