@@ -355,15 +355,16 @@ def hold_taps(k1: np.ndarray, k2: np.ndarray, features: np.ndarray, share: float
     active = (features[:, _F["slider_active"]] > 0) | (features[:, _F["spinner_active"]] > 0)
     holds = sorted((p, r, key) for key, down in enumerate((k1, k2)) for p, r in key_holds(np.asarray(down, bool)))
     presses = np.array([p for p, _, _ in holds], np.int64)
+    following = np.searchsorted(presses, presses, side="right")  # index of the next later press (presses sorted)
     taps, kept = [], []  # kept: the share of the gap of each press that is not a tap
-    for p, r, key in holds:
-        later = presses[presses > p]
-        if not len(later):
+    for (p, r, key), j in zip(holds, following, strict=True):
+        if j == len(presses):
             continue
+        n = int(presses[j])
         if active[p:r].any():
-            kept.append(min((r - p) / (later[0] - p), 1.0))
+            kept.append(min((r - p) / (n - p), 1.0))
         else:
-            taps.append((p, r, key, int(later[0])))
+            taps.append((p, r, key, n))
     out = [np.array(k1, bool), np.array(k2, bool)]
     if not taps:
         return out[0], out[1]

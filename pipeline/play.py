@@ -80,9 +80,7 @@ def choose_player(ckpt: dict, name: str | None, player_from: Path | None, player
     players = PlayerTable.from_dict(ckpt["extra"]["players"])
     if player_from is None:
         index = resolve_player(players, name)
-        windows = ckpt["extra"].get("habits", {}).get("player_window_300_ms") or []
-        window = windows[index] if index < len(windows) and windows[index] > 0 else None
-        return PlayerChoice(index, None, players.players[index - 1] if index else "", window)
+        return PlayerChoice(index, None, players.players[index - 1] if index else "", class_window(ckpt, index))
     record = read_replay(player_from)
     if record.mods & NOT_HUMAN_MODS:
         raise BadInputError(player_from, "is played with relax, autopilot or autoplay: no human habits to copy")
@@ -93,6 +91,13 @@ def choose_player(ckpt: dict, name: str | None, player_from: Path | None, player
     played = apply_mods(beatmap, record.mods)
     habits = replay_descriptor(record, played, int(ckpt["extra"]["data_stats"]["seq_len"]))
     return PlayerChoice(0, habits, f"like {record.player}", played.hit_windows_ms[0])
+
+
+def class_window(ckpt: dict, index: int) -> float | None:
+    """The median 300 window (ms of play time) of a player class's training maps, which their hit error was
+    measured against (None for the null class, a player without windows, or a checkpoint that predates it)."""
+    windows = ckpt["extra"].get("habits", {}).get("player_window_300_ms") or []
+    return windows[index] if 0 < index < len(windows) and windows[index] > 0 else None
 
 
 def _map_beside(replay: Path, md5: str) -> Path:
@@ -159,7 +164,6 @@ def raw_habits(features: np.ndarray, ckpt: dict) -> dict[str, float]:
 def describe_players(model, ckpt: dict, players: PlayerTable) -> str:
     """One line per known player: class, name, and the habits the checkpoint asks for as them, in words."""
     reads_habits = bool(model.config.class_feature_dim)
-    windows = ckpt["extra"].get("habits", {}).get("player_window_300_ms") or []
     lines = []
     for index, name in enumerate(players.players, start=1):
         descriptor = class_habits(model, index)
@@ -169,8 +173,9 @@ def describe_players(model, ckpt: dict, players: PlayerTable) -> str:
             )
             continue
         words = describe(raw_habits(descriptor, ckpt))
-        if index < len(windows) and windows[index] > 0:  # the hit error is asked as a share of this window
-            words += f" (on maps with a {windows[index]:.0f} ms 300 window)"
+        window = class_window(ckpt, index)
+        if window is not None:  # the hit error is asked as a share of this window
+            words += f" (on maps with a {window:.0f} ms 300 window)"
         lines.append(f"{index}\t{name}\t{words}")
     return "\n".join(lines)
 
