@@ -30,7 +30,8 @@ REST_PX_PER_TICK = 0.5  # the cursor rests while it moves less than this in a ti
 _F = FEATURE_INDEX
 
 
-def _px(features: np.ndarray, name: str, axis: int) -> np.ndarray:
+def feature_px(features: np.ndarray, name: str, axis: int) -> np.ndarray:
+    """A position feature column in osu! px."""
     return features[:, _F[name]].astype(np.float64) * POSITION_SCALE + POSITION_CENTER[axis]
 
 
@@ -54,18 +55,9 @@ def tick_habits(time_ms: np.ndarray, x: np.ndarray, y: np.ndarray, k1, k2, featu
     out[:, col["tremor_px"]] = np.hypot(x - mx, y - my)
     out[1:, col["rest_share"]] = np.hypot(np.diff(x), np.diff(y)) < REST_PX_PER_TICK
 
-    # Presses in time order: (tick, key, release tick); both keys within CHORD_MS are one press.
-    presses = sorted((p, key, r) for key, down in enumerate((k1, k2)) for p, r in key_holds(np.asarray(down, bool)))
-    merged: list[tuple[int, int, int]] = []
-    for p, key, r in presses:
-        if merged and t[p] - t[merged[-1][0]] < CHORD_MS:
-            continue
-        merged.append((p, key, r))
-    if not merged:
+    press_tick, press_key, release_tick = presses(t, k1, k2)
+    if not len(press_tick):
         return out
-    press_tick = np.array([m[0] for m in merged])
-    press_key = np.array([m[1] for m in merged])
-    release_tick = np.array([m[2] for m in merged])
     press_t = t[press_tick]
     release_t = t[np.minimum(release_tick, len(t) - 1)]
     gap_next = np.diff(press_t, append=np.nan)
@@ -75,29 +67,52 @@ def tick_habits(time_ms: np.ndarray, x: np.ndarray, y: np.ndarray, k1, k2, featu
     run = gap_prev < ALTERNATION_GAP_MS
     out[press_tick[run], col["alternation"]] = alternated[run]
 
-    # Objects from the features: each tick names the next object's hit time and head (spinners are not aimed).
+    radius = float(features[0, _F["radius"]]) * POSITION_SCALE
+    if radius <= 0:
+        return out
+    hx, hy = feature_px(features, "next_x", 0), feature_px(features, "next_y", 1)
+    for i, j, hit in match_presses(t, press_t, features):
+        p = press_tick[j]
+        out[p, col["hit_error_ms"]] = press_t[j] - hit
+        out[p, col["aim_offset_radii"]] = np.hypot(x[p] - hx[i], y[p] - hy[i]) / radius
+    return out
+
+
+def presses(time_ms: np.ndarray, k1, k2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(press tick, key, release tick) of every press in time order; both keys within CHORD_MS are one press."""
+    t = np.asarray(time_ms, np.float64)
+    holds = sorted((p, key, r) for key, down in enumerate((k1, k2)) for p, r in key_holds(np.asarray(down, bool)))
+    merged: list[tuple[int, int, int]] = []
+    for p, key, r in holds:
+        if merged and t[p] - t[merged[-1][0]] < CHORD_MS:
+            continue
+        merged.append((p, key, r))
+    columns = np.array(merged, np.int64).reshape(-1, 3)
+    return columns[:, 0], columns[:, 1], columns[:, 2]
+
+
+def match_presses(time_ms: np.ndarray, press_t: np.ndarray, features: np.ndarray) -> list[tuple[int, int, float]]:
+    """(tick first naming the object, press index, the object's hit time) for each object a press hit: objects
+    in time order each take the first unused press within their 50 window. Objects are read from the
+    features (each tick names the next object's hit time and head); spinners are not aimed."""
+    t = np.asarray(time_ms, np.float64)
     f = features
     until = f[:, _F["next_time_s"]].astype(np.float64) * MS_PER_UNIT
     known = (until < MAX_LOOKAHEAD_MS - 1.0) & (f[:, _F["next_is_spinner"]] < 0.5)
     hit = np.round(t + until)
-    radius = float(f[0, _F["radius"]]) * POSITION_SCALE
-    window_50 = float(f[0, _F["window_50_s"]]) * MS_PER_UNIT
+    window_50 = float(f[0, _F["window_50_s"]]) * MS_PER_UNIT if len(f) else 0.0
     _, first = np.unique(np.where(known, hit, np.nan), return_index=True)
     first = first[known[first]]
-    if radius <= 0:
-        return out
-    used = np.zeros(len(merged), bool)
-    hx, hy = _px(f, "next_x", 0), _px(f, "next_y", 1)
-    for i in first:  # objects in time order: each takes the first unused press within its 50 window
+    used = np.zeros(len(press_t), bool)
+    matched = []
+    for i in first:
         candidates = np.flatnonzero(~used & (np.abs(press_t - hit[i]) <= window_50))
         if len(candidates) == 0:
             continue
-        j = candidates[0]
+        j = int(candidates[0])
         used[j] = True
-        p = press_tick[j]
-        out[p, col["hit_error_ms"]] = press_t[j] - hit[i]
-        out[p, col["aim_offset_radii"]] = np.hypot(x[p] - hx[i], y[p] - hy[i]) / radius
-    return out
+        matched.append((int(i), j, float(hit[i])))
+    return matched
 
 
 def replay_descriptor(record: ReplayRecord, play: PlayBeatmap, seq_len: int) -> np.ndarray:
