@@ -108,6 +108,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "checkpoint; sampling reads it there)",
     )
     p.add_argument(
+        "--unpaired-share",
+        type=float,
+        default=0.0,
+        help="replay task: share of training windows taken from replays without their map, played on pseudo-maps "
+        "rebuilt from their presses with the null player condition (0 = paired replays only)",
+    )
+    p.add_argument(
         "--turn-loss-weight",
         type=float,
         default=0.0,
@@ -124,6 +131,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--turn-loss-weight must be a finite number >= 0, got {args.turn_loss_weight}")
     if args.turn_loss_weight and args.task != "position":
         p.error("--turn-loss-weight applies to the position task only")
+    if not 0.0 <= args.unpaired_share < 1.0:
+        p.error(f"--unpaired-share must be in [0, 1), got {args.unpaired_share}")
+    if args.unpaired_share and args.task != "replay":
+        p.error("--unpaired-share applies to the replay task only")
     if args.seq_len is None:
         args.seq_len = TASKS[args.task].default_seq_len
     return args

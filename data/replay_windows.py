@@ -24,6 +24,7 @@ from data.replay.habits import (
     tick_habits,
     windows_descriptor,
 )
+from data.replay.pseudo_map import HumanErrors, press_errors, pseudo_play, replay_difficulty
 from data.replay_io import (
     CHANNELS,
     DEFAULT_REFERENCE,
@@ -35,6 +36,7 @@ from data.replay_io import (
     ReferenceKind,
     active_span,
     encode_targets,
+    map_features,
     model_features,
     reference_path,
 )
@@ -95,7 +97,11 @@ def sample_tensors(
 
 
 class ReplayWindowDataset(Dataset):
-    """Windows of paired replays of one split; deterministic for a given (seed, epoch, index)."""
+    """Windows of paired replays of one split; deterministic for a given (seed, epoch, index).
+
+    With `unpaired_share` > 0 the training split also takes that share of its windows from replays without
+    their map, each played on a pseudo-map (data.replay.pseudo_map) and with the null player condition: their
+    habits measured against a pseudo-map would be partly the drawn errors, not the player's."""
 
     def __init__(
         self,
@@ -109,13 +115,16 @@ class ReplayWindowDataset(Dataset):
         val_sets: frozenset[str] | None = None,
         reference: ReferenceKind = DEFAULT_REFERENCE,
         habit_normalization: dict[str, list[float]] | None = None,
+        unpaired_share: float = 0.0,
     ):
         if seq_len < 1 or stride < 1:
             raise ValueError(f"seq_len and stride must be positive, got {seq_len}, {stride}")
+        if not 0.0 <= unpaired_share < 1.0:
+            raise ValueError(f"unpaired_share must be in [0, 1), got {unpaired_share}")
         self.cache_dir = Path(cache_dir)
-        rows, self.players = load_replay_cache(cache_dir)
-        # Only paired replays carry a map to condition on; flagged replays never reach the cache.
-        rows = [r for r in rows if r["paired"]]
+        all_rows, self.players = load_replay_cache(cache_dir)
+        # Paired replays carry a map to condition on; flagged replays never reach the cache.
+        rows = [r for r in all_rows if r["paired"]]
         if split != "all":
             rows = [r for r in rows if set_split(r["map_path"], val_percent, val_sets) == split]
         self.rows = sorted(rows, key=lambda r: r["replay_md5"])
@@ -123,7 +132,7 @@ class ReplayWindowDataset(Dataset):
         reference_kind = reference
         self.augment, self.seed, self.epoch = augment, seed, 0
         self._inputs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        windows, habits = [], []
+        windows, habits, errors, difficulty = [], [], [], []
         self._window_300_ms = []  # per replay: its map's 300 window with the replay's mods (ms of play time)
         for i, row in enumerate(self.rows):
             array = load_replay_array(self.cache_dir, row["replay_md5"])
@@ -140,18 +149,58 @@ class ReplayWindowDataset(Dataset):
             windows.extend((i, s) for s in starts)
             ticks = tick_habits(array["time_ms"], array["x"], array["y"], array["k1"], array["k2"], array["features"])
             habits.append(windows_descriptor(ticks, starts, seq_len))
+            if unpaired_share > 0 and len(array):
+                errors.append(press_errors(array["time_ms"], array["x"], array["y"], array["k1"], array["k2"],
+                                           array["features"]))  # fmt: skip
+                difficulty.append(replay_difficulty(float(row["rate"]), array["features"]))
         self._windows = np.array(windows, np.int64).reshape(-1, 2)
         # Each window is conditioned on its own play's habits (data.replay.habits), normalised by the training
         # windows' spread; a player is later asked for by their windows' median (player_descriptors).
         self.habits = np.concatenate(habits) if habits else np.zeros((0, NUM_HABITS))
         self.habit_normalization = habit_normalization or habit_stats(self.habits)
         self._player_features = normalize_habits(self.habits, self.habit_normalization)
+        self.paired_windows = len(self._windows)
+        if unpaired_share > 0 and split != "val" and errors:
+            human = HumanErrors.pooled(errors, difficulty)
+            self._add_unpaired([r for r in all_rows if not r["paired"]], human, unpaired_share)
+
+    def _add_unpaired(self, rows: list[dict], human: HumanErrors, share: float) -> None:
+        """Append windows of unpaired replays on pseudo-maps, evenly chosen so they make `share` of all windows;
+        each replay's pseudo-map is drawn from (seed, its md5), so the windows do not depend on the others."""
+        windows = []
+        for row in sorted(rows, key=lambda r: r["replay_md5"]):
+            array = load_replay_array(self.cache_dir, row["replay_md5"])
+            rng = np.random.default_rng([self.seed, int(row["replay_md5"][:8], 16)])
+            play = pseudo_play(array["time_ms"], array["x"], array["y"], array["k1"], array["k2"],
+                               float(row["rate"]), human, rng)  # fmt: skip
+            features = map_features(play, array["time_ms"])
+            first, last = active_span(features)
+            if last - first < 1:
+                continue
+            array, features = array[first:last], features[first:last]
+            reference = reference_path(features, self.reference)
+            targets = encode_targets(array["x"], array["y"], array["k1"], array["k2"], reference)
+            index = len(self.rows)
+            self.rows.append({**row, "player_class": 0})
+            self._window_300_ms.append(float(play.hit_windows_ms[0]))
+            conditioning = model_features(features, reference)
+            self._inputs.append((targets, conditioning, np.asarray(array["time_ms"], np.float64)))
+            windows.extend((index, s) for s in window_starts(len(array), self.seq_len, self.stride))
+        wanted = min(len(windows), round(share / (1 - share) * self.paired_windows))
+        if not wanted:
+            return
+        chosen = np.unique(np.linspace(0, len(windows) - 1, wanted).round().astype(np.int64))
+        added = np.array(windows, np.int64)[chosen]
+        self._windows = np.concatenate([self._windows, added])
+        self._player_features = np.concatenate(
+            [self._player_features, np.zeros((len(added), NUM_HABITS), self._player_features.dtype)]
+        )
 
     def player_descriptors(self) -> np.ndarray:
         """[num_classes, NUM_HABITS] normalised: each player's median raw window descriptor (0 for the null
         class and players without windows here)."""
         table = np.full((self.num_classes, NUM_HABITS), np.nan)
-        classes = np.array([self.rows[r]["player_class"] for r in self._windows[:, 0]], np.int64)
+        classes = np.array([self.rows[r]["player_class"] for r in self._windows[: self.paired_windows, 0]], np.int64)
         for c in np.unique(classes):
             table[c] = median_descriptor(self.habits[classes == c])
         out = normalize_habits(table, self.habit_normalization)
@@ -162,8 +211,8 @@ class ReplayWindowDataset(Dataset):
         """[num_classes] each player's median 300 window (ms of play time) over their windows here (0 for the
         null class and players without windows): the timing a player's hit error was measured against."""
         table = [0.0] * self.num_classes
-        classes = np.array([self.rows[r]["player_class"] for r in self._windows[:, 0]], np.int64)
-        window = np.asarray(self._window_300_ms)[self._windows[:, 0]]
+        classes = np.array([self.rows[r]["player_class"] for r in self._windows[: self.paired_windows, 0]], np.int64)
+        window = np.asarray(self._window_300_ms)[self._windows[: self.paired_windows, 0]]
         for c in np.unique(classes):
             if c:
                 table[c] = float(np.median(window[classes == c]))

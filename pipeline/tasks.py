@@ -169,7 +169,7 @@ class ReplayTask(Task):
             "val_sets": val_sets,
             "reference": args.reference,
         }
-        train_set = ReplayWindowDataset(cache, split, augment=True, **common)
+        train_set = ReplayWindowDataset(cache, split, augment=True, unpaired_share=args.unpaired_share, **common)
         # Validation windows are normalised like the training ones (empty when val_percent is 0).
         normalization = train_set.habit_normalization
         val_set = ReplayWindowDataset(cache, "val", augment=False, habit_normalization=normalization, **common)

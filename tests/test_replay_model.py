@@ -217,7 +217,9 @@ TRAIN_ARGS = ["--task", "replay", "--model", "DiT-T", "--global-batch-size", "4"
 
 
 def test_train_replay_task_runs_and_resumes_to_the_same_weights(replay_cache, tmp_path):
-    common = [*TRAIN_ARGS, "--data-path", str(replay_cache), "--max-steps", "2", "--ckpt-every", "1"]
+    # The fixture cache holds one replay without its map: a third of the windows are its, on a pseudo-map.
+    common = [*TRAIN_ARGS, "--data-path", str(replay_cache), "--max-steps", "2", "--ckpt-every", "1",
+              "--unpaired-share", "0.3"]  # fmt: skip
     assert train.cli([*common, "--results-dir", str(tmp_path / "a")]) == 0
     first = tmp_path / "a" / "checkpoints" / "step_0000001.pt"
     assert train.cli([*common, "--results-dir", str(tmp_path / "b"), "--resume", str(first)]) == 0
@@ -225,6 +227,7 @@ def test_train_replay_task_runs_and_resumes_to_the_same_weights(replay_cache, tm
     resumed = load_checkpoint(tmp_path / "b" / "checkpoints" / "step_0000002.pt")
     assert straight["config"]["model"] == "ReplayDiT"
     assert straight["extra"]["players"]["players"], "the player table travels with the weights"
+    assert straight["extra"]["run"]["unpaired_share"] == 0.3
     for key in ("model_state", "ema_state"):
         for name, value in straight[key].items():
             assert torch.equal(value, resumed[key][name]), f"{key}.{name} differs after resume"

@@ -143,3 +143,10 @@ def test_turn_loss_weight_is_refused_where_it_means_nothing(tmp_path, extra, cap
     with pytest.raises(SystemExit) as err:
         train.parse_args(["--data-path", str(tmp_path), *extra])
     assert err.value.code == 2 and "--turn-loss-weight" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra", [["--task", "replay", "--unpaired-share", "1"], ["--unpaired-share", "0.5"]])
+def test_unpaired_share_is_refused_where_it_means_nothing(tmp_path, extra, capsys):
+    with pytest.raises(SystemExit) as err:
+        train.parse_args(["--data-path", str(tmp_path), *extra])
+    assert err.value.code == 2 and "--unpaired-share" in capsys.readouterr().err
