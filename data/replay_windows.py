@@ -46,6 +46,9 @@ from data.spans import window_starts
 # (up to a minute) is seen in training, so a whole map sampled in one pass is still in distribution.
 TIME_SHIFT_MS = 600_000.0
 VAL_PERCENT = 10  # share of map sets held out (hash of the set folder name)
+# Pseudo-maps draw their errors from paired plays at least this accurate: most replays without a map in the
+# corpus are (median 0.98), while many paired ones are test plays that miss on purpose.
+POOL_MIN_ACCURACY = 0.95
 _F = FEATURE_INDEX
 # Columns that are x or y components of a position or offset: a mirror flips their sign.
 _X_COLUMNS = [MODEL_FEATURE_NAMES.index(n) for n in MODEL_FEATURE_NAMES if n.endswith(("_x", "_dx", "_vx"))]
@@ -61,6 +64,16 @@ def set_split(
     if val_sets is not None:
         return "val" if folder in val_sets else "train"
     return "val" if int(hashlib.md5(folder.encode("utf-8")).hexdigest(), 16) % 100 < val_percent else "train"
+
+
+def judged_accuracy(row: dict) -> float:
+    """osu! accuracy of a paired replay as data.replay.gameplay judged it (NaN when it was not judged)."""
+    try:
+        counts = [int(row[f"judged_{k}"]) for k in ("300", "100", "50", "miss")]
+    except (KeyError, ValueError):
+        return float("nan")
+    total = sum(counts)
+    return (300 * counts[0] + 100 * counts[1] + 50 * counts[2]) / (300 * total) if total else float("nan")
 
 
 def read_set_list(path: str | os.PathLike) -> frozenset[str]:
@@ -100,8 +113,9 @@ class ReplayWindowDataset(Dataset):
     """Windows of paired replays of one split; deterministic for a given (seed, epoch, index).
 
     With `unpaired_share` > 0 the training split also takes that share of its windows from replays without
-    their map, each played on a pseudo-map (data.replay.pseudo_map) and with the null player condition: their
-    habits measured against a pseudo-map would be partly the drawn errors, not the player's."""
+    their map, each played on a pseudo-map (data.replay.pseudo_map), conditioned on their player and on habits
+    measured against the pseudo-map (its hit error and aim are the drawn errors'). They train the network, not
+    the players' descriptors or the habits' normalisation, which stay those of paired play."""
 
     def __init__(
         self,
@@ -149,7 +163,7 @@ class ReplayWindowDataset(Dataset):
             windows.extend((i, s) for s in starts)
             ticks = tick_habits(array["time_ms"], array["x"], array["y"], array["k1"], array["k2"], array["features"])
             habits.append(windows_descriptor(ticks, starts, seq_len))
-            if unpaired_share > 0 and len(array):
+            if unpaired_share > 0 and len(array) and judged_accuracy(row) >= POOL_MIN_ACCURACY:
                 errors.append(press_errors(array["time_ms"], array["x"], array["y"], array["k1"], array["k2"],
                                            array["features"]))  # fmt: skip
                 difficulty.append(replay_difficulty(float(row["rate"]), array["features"]))
@@ -167,7 +181,7 @@ class ReplayWindowDataset(Dataset):
     def _add_unpaired(self, rows: list[dict], human: HumanErrors, share: float) -> None:
         """Append windows of unpaired replays on pseudo-maps, evenly chosen so they make `share` of all windows;
         each replay's pseudo-map is drawn from (seed, its md5), so the windows do not depend on the others."""
-        windows = []
+        windows, habits = [], []
         for row in sorted(rows, key=lambda r: r["replay_md5"]):
             array = load_replay_array(self.cache_dir, row["replay_md5"])
             rng = np.random.default_rng([self.seed, int(row["replay_md5"][:8], 16)])
@@ -181,19 +195,23 @@ class ReplayWindowDataset(Dataset):
             reference = reference_path(features, self.reference)
             targets = encode_targets(array["x"], array["y"], array["k1"], array["k2"], reference)
             index = len(self.rows)
-            self.rows.append({**row, "player_class": 0})
+            self.rows.append(row)
             self._window_300_ms.append(float(play.hit_windows_ms[0]))
             conditioning = model_features(features, reference)
             self._inputs.append((targets, conditioning, np.asarray(array["time_ms"], np.float64)))
-            windows.extend((index, s) for s in window_starts(len(array), self.seq_len, self.stride))
+            starts = window_starts(len(array), self.seq_len, self.stride)
+            windows.extend((index, s) for s in starts)
+            ticks = tick_habits(array["time_ms"], array["x"], array["y"], array["k1"], array["k2"], features)
+            habits.append(windows_descriptor(ticks, starts, self.seq_len))
         wanted = min(len(windows), round(share / (1 - share) * self.paired_windows))
         if not wanted:
             return
         chosen = np.unique(np.linspace(0, len(windows) - 1, wanted).round().astype(np.int64))
-        added = np.array(windows, np.int64)[chosen]
-        self._windows = np.concatenate([self._windows, added])
+        added = np.concatenate(habits)[chosen]
+        self._windows = np.concatenate([self._windows, np.array(windows, np.int64)[chosen]])
+        self.habits = np.concatenate([self.habits, added])
         self._player_features = np.concatenate(
-            [self._player_features, np.zeros((len(added), NUM_HABITS), self._player_features.dtype)]
+            [self._player_features, normalize_habits(added, self.habit_normalization)]
         )
 
     def player_descriptors(self) -> np.ndarray:
@@ -202,7 +220,7 @@ class ReplayWindowDataset(Dataset):
         table = np.full((self.num_classes, NUM_HABITS), np.nan)
         classes = np.array([self.rows[r]["player_class"] for r in self._windows[: self.paired_windows, 0]], np.int64)
         for c in np.unique(classes):
-            table[c] = median_descriptor(self.habits[classes == c])
+            table[c] = median_descriptor(self.habits[: self.paired_windows][classes == c])
         out = normalize_habits(table, self.habit_normalization)
         out[0] = 0.0
         return out

@@ -77,7 +77,7 @@ def test_pseudo_map_puts_objects_where_the_real_ones_were(replay_cache):
     assert near > 0.8 * len(during), (near, far, len(during))
 
 
-def test_unpaired_replays_add_windows_with_the_null_player(replay_cache, tmp_path):
+def test_unpaired_replays_add_windows_of_their_player_on_pseudo_maps(replay_cache, tmp_path):
     # A copy of the cache in which one real replay has lost its map.
     cache = tmp_path / "cache"
     shutil.copytree(replay_cache, cache)
@@ -98,7 +98,9 @@ def test_unpaired_replays_add_windows_with_the_null_player(replay_cache, tmp_pat
     assert np.array_equal(plain.player_descriptors(), mixed.player_descriptors())
     assert plain.player_windows() == mixed.player_windows()
     added = [mixed[i] for i in range(len(plain), len(mixed))]
-    assert all(int(s["player"]) == 0 and not s["player_features"].any() for s in added)
+    # Their own player, and habits measured against the pseudo-map, as paired windows are conditioned.
+    unpaired = {r["player_class"] for r in mixed.rows if not r["paired"]}
+    assert {int(s["player"]) for s in added} <= unpaired and any(s["player_features"].any() for s in added)
     assert all(torch.isfinite(s["x0"]).all() and torch.isfinite(s["features"]).all() for s in added)
     # The cursor sits near its pseudo-map's reference as near as on a real map: offsets of the same size.
     real = torch.cat([plain[i]["x0"][plain[i]["mask"], :2] for i in range(len(plain))]).abs().median()
