@@ -111,8 +111,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--unpaired-share",
         type=float,
         default=0.0,
-        help="replay task: share of training windows taken from replays without their map, played on pseudo-maps "
-        "rebuilt from their presses with the null player condition (0 = paired replays only)",
+        help="replay task: share of training windows taken from replays without their map, each played on a "
+        "pseudo-map rebuilt from its presses (data.replay.pseudo_map; 0 = paired replays only)",
     )
     p.add_argument(
         "--turn-loss-weight",

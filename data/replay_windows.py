@@ -141,28 +141,20 @@ class ReplayWindowDataset(Dataset):
         rows = [r for r in all_rows if r["paired"]]
         if split != "all":
             rows = [r for r in rows if set_split(r["map_path"], val_percent, val_sets) == split]
-        self.rows = sorted(rows, key=lambda r: r["replay_md5"])
         self.split, self.seq_len, self.stride, self.reference = split, seq_len, stride, reference
-        reference_kind = reference
         self.augment, self.seed, self.epoch = augment, seed, 0
+        self.rows: list[dict] = []
         self._inputs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._window_300_ms: list[float] = []  # per replay: its map's 300 window with its mods (ms of play time)
         windows, habits, errors, difficulty = [], [], [], []
-        self._window_300_ms = []  # per replay: its map's 300 window with the replay's mods (ms of play time)
-        for i, row in enumerate(self.rows):
+        for row in sorted(rows, key=lambda r: r["replay_md5"]):
             array = load_replay_array(self.cache_dir, row["replay_md5"])
             first, last = active_span(array["features"])
             array = array[first:last]
-            self._window_300_ms.append(
-                float(array["features"][0, _F["window_300_s"]]) * MS_PER_UNIT if len(array) else 0.0
-            )
-            reference = reference_path(array["features"], reference_kind)
-            targets = encode_targets(array["x"], array["y"], array["k1"], array["k2"], reference)
-            conditioning = model_features(array["features"], reference)
-            self._inputs.append((targets, conditioning, np.asarray(array["time_ms"], np.float64)))
-            starts = window_starts(len(array), seq_len, stride)
-            windows.extend((i, s) for s in starts)
-            ticks = tick_habits(array["time_ms"], array["x"], array["y"], array["k1"], array["k2"], array["features"])
-            habits.append(windows_descriptor(ticks, starts, seq_len))
+            window_300 = float(array["features"][0, _F["window_300_s"]]) * MS_PER_UNIT if len(array) else 0.0
+            starts, descriptors = self._store(row, array, array["features"], window_300)
+            windows.extend((len(self.rows) - 1, s) for s in starts)
+            habits.append(descriptors)
             if unpaired_share > 0 and len(array) and judged_accuracy(row) >= POOL_MIN_ACCURACY:
                 errors.append(press_errors(array["time_ms"], array["x"], array["y"], array["k1"], array["k2"],
                                            array["features"]))  # fmt: skip
@@ -178,6 +170,18 @@ class ReplayWindowDataset(Dataset):
             human = HumanErrors.pooled(errors, difficulty)
             self._add_unpaired([r for r in all_rows if not r["paired"]], human, unpaired_share)
 
+    def _store(self, row: dict, array: np.ndarray, features: np.ndarray, window_300_ms: float):
+        """Keep one replay's targets and conditioning against `features` (its map's or a pseudo-map's); return
+        its window starts and each window's habit descriptor."""
+        reference = reference_path(features, self.reference)
+        targets = encode_targets(array["x"], array["y"], array["k1"], array["k2"], reference)
+        self._inputs.append((targets, model_features(features, reference), np.asarray(array["time_ms"], np.float64)))
+        self.rows.append(row)
+        self._window_300_ms.append(window_300_ms)
+        starts = window_starts(len(array), self.seq_len, self.stride)
+        ticks = tick_habits(array["time_ms"], array["x"], array["y"], array["k1"], array["k2"], features)
+        return starts, windows_descriptor(ticks, starts, self.seq_len)
+
     def _add_unpaired(self, rows: list[dict], human: HumanErrors, share: float) -> None:
         """Append windows of unpaired replays on pseudo-maps, evenly chosen so they make `share` of all windows;
         each replay's pseudo-map is drawn from (seed, its md5), so the windows do not depend on the others."""
@@ -192,17 +196,9 @@ class ReplayWindowDataset(Dataset):
             if last - first < 1:
                 continue
             array, features = array[first:last], features[first:last]
-            reference = reference_path(features, self.reference)
-            targets = encode_targets(array["x"], array["y"], array["k1"], array["k2"], reference)
-            index = len(self.rows)
-            self.rows.append(row)
-            self._window_300_ms.append(float(play.hit_windows_ms[0]))
-            conditioning = model_features(features, reference)
-            self._inputs.append((targets, conditioning, np.asarray(array["time_ms"], np.float64)))
-            starts = window_starts(len(array), self.seq_len, self.stride)
-            windows.extend((index, s) for s in starts)
-            ticks = tick_habits(array["time_ms"], array["x"], array["y"], array["k1"], array["k2"], features)
-            habits.append(windows_descriptor(ticks, starts, self.seq_len))
+            starts, descriptors = self._store(row, array, features, float(play.hit_windows_ms[0]))
+            windows.extend((len(self.rows) - 1, s) for s in starts)
+            habits.append(descriptors)
         wanted = min(len(windows), round(share / (1 - share) * self.paired_windows))
         if not wanted:
             return
