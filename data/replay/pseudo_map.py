@@ -100,6 +100,12 @@ def _turns(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.abs(np.diff(angle)).sum() / (2 * np.pi)) if len(angle) > 1 else 0.0
 
 
+def _object(kind: str, at, start: float, end: float, path=None, cum=None, **common) -> PlayObject:
+    span = float(end - start) if path is not None else 0.0
+    return PlayObject(kind=kind, x=float(at[0]), y=float(at[1]), time_ms=float(start), end_time_ms=float(end),
+                      slides=1, span_ms=span, path=path, path_cum_px=cum, **common)  # fmt: skip
+
+
 def pseudo_play(
     time_ms: np.ndarray, x, y, k1, k2, rate: float, human: HumanErrors, rng: np.random.Generator
 ) -> PlayBeatmap:
@@ -122,20 +128,7 @@ def pseudo_play(
         common = {"index": len(objects), "new_combo": bool(new_combo), "tick_interval_ms": float("inf")}
         if held_ms >= SPINNER_MIN_MS and _turns(x[p : stop + 1], y[p : stop + 1]) >= SPINNER_TURNS:
             start, end = max(t[p], last_time + 1.0), max(t[stop], last_time + 2.0)
-            objects.append(
-                PlayObject(
-                    kind="spinner",
-                    x=PLAYFIELD_CENTRE[0],
-                    y=PLAYFIELD_CENTRE[1],
-                    time_ms=float(start),
-                    end_time_ms=float(end),
-                    slides=1,
-                    span_ms=0.0,
-                    path=None,
-                    path_cum_px=None,
-                    **common,
-                )
-            )
+            objects.append(_object("spinner", PLAYFIELD_CENTRE, start, end, **common))
             last_time, last_end = end, np.array(PLAYFIELD_CENTRE)
             continue
         pressed_at = np.array([x[p], y[p]])
@@ -151,36 +144,10 @@ def pseudo_play(
         cum = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(path, axis=0).T))])
         if stop - p >= SLIDER_MIN_TICKS and cum[-1] >= radius:
             end = max(t[stop], start + 1.0)
-            objects.append(
-                PlayObject(
-                    kind="slider",
-                    x=float(centre[0]),
-                    y=float(centre[1]),
-                    time_ms=float(start),
-                    end_time_ms=float(end),
-                    slides=1,
-                    span_ms=float(end - start),
-                    path=path,
-                    path_cum_px=cum,
-                    **common,
-                )
-            )
+            objects.append(_object("slider", centre, start, end, path=path, cum=cum, **common))
             last_time, last_end = float(end), path[-1] + (pressed_at - centre)
         else:
-            objects.append(
-                PlayObject(
-                    kind="circle",
-                    x=float(centre[0]),
-                    y=float(centre[1]),
-                    time_ms=float(start),
-                    end_time_ms=float(start),
-                    slides=1,
-                    span_ms=0.0,
-                    path=None,
-                    path_cum_px=None,
-                    **common,
-                )
-            )
+            objects.append(_object("circle", centre, start, start, **common))
             last_time, last_end = float(start), pressed_at
     overall = (hit_windows_ms(0)[0] - window_300) / 6.0
     return PlayBeatmap(
