@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 
 from data.cache import load_replay_array, load_replay_cache
 from data.position_io import MIRRORS
+from data.replay.gameplay import osu_accuracy
 from data.replay.habits import (
     NUM_HABITS,
     habit_stats,
@@ -72,8 +73,7 @@ def judged_accuracy(row: dict) -> float:
         counts = [int(row[f"judged_{k}"]) for k in ("300", "100", "50", "miss")]
     except (KeyError, ValueError):
         return float("nan")
-    total = sum(counts)
-    return (300 * counts[0] + 100 * counts[1] + 50 * counts[2]) / (300 * total) if total else float("nan")
+    return osu_accuracy(*counts[:3], sum(counts))
 
 
 def read_set_list(path: str | os.PathLike) -> frozenset[str]:

@@ -18,7 +18,7 @@ from slider import Beatmap as SliderBeatmap
 
 from data.beatmap.osu_reader import read_beatmap
 from data.errors import BadInputError
-from data.replay.gameplay import judge, stack_offsets
+from data.replay.gameplay import judge, osu_accuracy, stack_offsets
 from data.replay.mods import AP, AT, RX, apply_mods
 from data.replay.osr import KEY1_BITS, KEY2_BITS, ReplayFrames, key_holds, read_replay, write_replay
 from data.replay_io import LEAD_IN_MS, TAIL_MS
@@ -180,9 +180,7 @@ def _circleguard_figures(cg, osr_path: Path, osu_path: Path | None) -> dict:
             kinds = [j.type.name for j in cg.judgments(replay, beatmap=beatmap)]
             out["cg_300"], out["cg_100"] = kinds.count("Hit300"), kinds.count("Hit100")
             out["cg_50"], out["cg_miss"] = kinds.count("Hit50"), kinds.count("Miss")
-            total = len(kinds)
-            points = 300 * out["cg_300"] + 100 * out["cg_100"] + 50 * out["cg_50"]
-            out["accuracy"] = points / (300 * total) if total else math.nan
+            out["accuracy"] = osu_accuracy(out["cg_300"], out["cg_100"], out["cg_50"], len(kinds))
             out["unstable_rate"] = float(cg.ur(replay, beatmap=beatmap))
             out["snaps"] = len(list(cg.snaps(replay, beatmap=beatmap)))
         except Exception as err:  # slider's faults (Catmull on numpy 2, maps without [Metadata])

@@ -16,3 +16,14 @@ def fixtures() -> Path:
 @pytest.fixture
 def fixture_maps() -> list[Path]:
     return sorted((FIXTURES / "songs").rglob("*.osu"))
+
+
+@pytest.fixture(scope="session")
+def replay_cache(tmp_path_factory) -> Path:
+    """A replay cache prepared from the fixture songs and replays (three paired, one without its map); read only."""
+    from data.prepare import main as prepare_main
+
+    out = tmp_path_factory.mktemp("replay_cache")
+    assert prepare_main(["--input", str(FIXTURES / "songs"), "--output", str(out), "--workers", "1",
+                         "--no-progress", "--replays", str(FIXTURES / "replays")]) == 0  # fmt: skip
+    return out

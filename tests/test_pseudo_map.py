@@ -16,17 +16,6 @@ from data.replay_io import active_span
 from data.replay_windows import ReplayWindowDataset
 
 
-@pytest.fixture(scope="module")
-def replay_cache(tmp_path_factory):
-    from data.prepare import main as prepare_main
-    from tests.conftest import FIXTURES
-
-    out = tmp_path_factory.mktemp("replay_cache")
-    assert prepare_main(["--input", str(FIXTURES / "songs"), "--output", str(out), "--workers", "1",
-                         "--no-progress", "--replays", str(FIXTURES / "replays")]) == 0  # fmt: skip
-    return out
-
-
 def _played(cache, row):
     array = load_replay_array(cache, row["replay_md5"])
     first, last = active_span(array["features"])

@@ -1,7 +1,6 @@
 """Replay windows and ReplayDiT on the real fixture replays: inputs, a forward/backward pass, training and resume."""
 
 import numpy as np
-import pytest
 import torch
 
 import train
@@ -34,17 +33,6 @@ from dit.replay_model import ReplayDiT, ReplayDiTConfig
 from pipeline.training import collate
 
 TINY = ReplayDiTConfig(depth=2, hidden_size=32, num_heads=2, num_features=NUM_MODEL_FEATURES, patch_ticks=4)
-
-
-@pytest.fixture(scope="module")
-def replay_cache(tmp_path_factory):
-    from data.prepare import main as prepare_main
-    from tests.conftest import FIXTURES
-
-    out = tmp_path_factory.mktemp("replay_cache")
-    assert prepare_main(["--input", str(FIXTURES / "songs"), "--output", str(out), "--workers", "1",
-                         "--no-progress", "--replays", str(FIXTURES / "replays")]) == 0  # fmt: skip
-    return out
 
 
 def test_reference_path_passes_through_every_object_at_its_hit_time(fixture_maps):

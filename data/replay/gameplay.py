@@ -82,6 +82,11 @@ def stack_heights(play: PlayBeatmap) -> np.ndarray:
     return heights
 
 
+def osu_accuracy(count_300: int, count_100: int, count_50: int, total: int) -> float:
+    """osu!standard accuracy in 0..1 of `total` judged objects (NaN for none)."""
+    return (300 * count_300 + 100 * count_100 + 50 * count_50) / (300 * total) if total else float("nan")
+
+
 def stack_offsets(play: PlayBeatmap) -> np.ndarray:
     """Per-object shift [N, 2] in px that stacking applies to the whole object."""
     shift = stack_heights(play).astype(np.float64) * play.radius_px * STACK_OFFSET_PER_HEIGHT
@@ -188,10 +193,7 @@ class Judgement:
     def accuracy(self) -> float:
         """osu!standard accuracy in 0..1."""
         total = len(self.result)
-        if total == 0:
-            return 1.0
-        points = 300 * self.count_300 + 100 * self.count_100 + 50 * self.count_50
-        return points / (300 * total)
+        return osu_accuracy(self.count_300, self.count_100, self.count_50, total) if total else 1.0
 
     @property
     def perfect(self) -> bool:

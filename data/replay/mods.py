@@ -141,6 +141,16 @@ def circle_radius_px(circle_size: float) -> float:
     return 54.4 - 4.48 * circle_size
 
 
+def circle_size_for_radius(radius_px: float) -> float:
+    """The CS whose hit circle radius is `radius_px`."""
+    return (54.4 - radius_px) / 4.48
+
+
+def overall_difficulty_for_window(window_300_ms: float) -> float:
+    """The OD whose 300 window is `window_300_ms` (above 10 when a rate narrows it there)."""
+    return (hit_windows_ms(0)[0] - window_300_ms) / 6.0
+
+
 @dataclass(frozen=True)
 class PlayObject:
     """A hit object as played: play time, field flipped under HR, before stacking."""
@@ -249,7 +259,7 @@ def apply_mods(beatmap, mods: int | str) -> PlayBeatmap:
         hit_objects=objects,
         circle_size=cs,
         approach_rate=approach_rate_for_preempt(preempt),
-        overall_difficulty=(hit_windows_ms(0)[0] - windows[0]) / 6.0,
+        overall_difficulty=overall_difficulty_for_window(windows[0]),
         overall_difficulty_song=od,
         hp_drain=hp,
         preempt_ms=preempt,

@@ -16,8 +16,14 @@ import numpy as np
 
 from data.position_io import POSITION_SCALE
 from data.replay.habits import feature_px, match_presses, presses
-from data.replay.mods import PlayBeatmap, PlayObject, approach_rate_for_preempt, hit_windows_ms
-from data.replay_io import FEATURE_INDEX, MS_PER_UNIT
+from data.replay.mods import (
+    PlayBeatmap,
+    PlayObject,
+    approach_rate_for_preempt,
+    circle_size_for_radius,
+    overall_difficulty_for_window,
+)
+from data.replay_io import FEATURE_INDEX, MAX_LOOKAHEAD_MS, MS_PER_UNIT
 
 SLIDER_MIN_TICKS = 8  # a key held this long (about 130 ms) while the cursor travels a radius is a slider
 SPINNER_MIN_MS = 750.0
@@ -60,7 +66,7 @@ def press_errors(time_ms: np.ndarray, x, y, k1, k2, features: np.ndarray) -> np.
     for i, j, hit in match_presses(t, t[press_tick], f):
         d = np.array([hx[i] - px[i], hy[i] - py[i]])
         length = float(np.hypot(*d))
-        if length < radius or f[i, _F["prev_time_s"]] * MS_PER_UNIT >= 1999.0:
+        if length < radius or f[i, _F["prev_time_s"]] * MS_PER_UNIT >= MAX_LOOKAHEAD_MS - 1.0:  # no object before
             continue
         along, across = _frame(d / length)
         p = press_tick[j]
@@ -149,13 +155,13 @@ def pseudo_play(
         else:
             objects.append(_object("circle", centre, start, start, **common))
             last_time, last_end = float(start), pressed_at
-    overall = (hit_windows_ms(0)[0] - window_300) / 6.0
+    overall = overall_difficulty_for_window(window_300)
     return PlayBeatmap(
         md5="",
         mods=0,
         rate=float(rate),
         hit_objects=objects,
-        circle_size=(54.4 - radius) / 4.48,
+        circle_size=circle_size_for_radius(radius),
         approach_rate=approach_rate_for_preempt(preempt),
         overall_difficulty=overall,
         overall_difficulty_song=overall,
