@@ -8,7 +8,7 @@ from data.replay.frame_timing import BLOCK, FrameTiming, lattice, measure, repea
 from data.replay.gameplay import judge
 from data.replay.habits import ALTERNATION_GAP_MS
 from data.replay.mods import apply_mods
-from data.replay.osr import KEY1_BITS, KEY2_BITS, read_replay, to_grid
+from data.replay.osr import KEY1_BITS, KEY2_BITS, key_holds, read_replay, to_grid
 from tests.conftest import FIXTURES
 
 REPLAYS = sorted((FIXTURES / "replays").glob("*.osr"))
@@ -62,6 +62,26 @@ def test_a_grid_laid_onto_human_timing_keeps_every_press_and_plays_alike(timing,
     on_grid, on_frames = judge(play, grid), judge(play, frames)
     assert abs(on_frames.count_miss - on_grid.count_miss) <= max(2, 0.01 * len(play.hit_objects))
     assert abs(on_frames.accuracy - on_grid.accuracy) < 0.02
+
+
+def test_each_press_frame_has_the_cursor_where_the_grid_says_the_press_was(timing):
+    # to_grid puts the cursor at the press on its tick; a press frame a few ms off the tick must not take a
+    # fast hand's position from between ticks instead (a click moved off its circle).
+    grid = to_grid(read_replay(REPLAYS[0]))
+    checked = far = 0
+    for seed in range(4):
+        frames = timing.frames(grid, np.random.default_rng(seed))
+        frame_presses = sorted(f for bits in (KEY1_BITS, KEY2_BITS) for f, _ in key_holds((frames.keys & bits) != 0))
+        tick_presses = sorted(p for down in (grid.k1, grid.k2) for p, _ in key_holds(np.asarray(down, bool)))
+        assert len(frame_presses) == len(tick_presses)
+        for f, p in zip(frame_presses, tick_presses, strict=True):
+            if frames.x[f] == frames.x[f - 1] and frames.y[f] == frames.y[f - 1]:
+                continue  # a repeated position, as a human frame repeats
+            off = np.hypot(frames.x[f] - grid.x[p], frames.y[f] - grid.y[p])
+            checked += 1
+            far += off > 1.0  # a pixel: the lattice and whole-ms frame times move it a little
+    assert checked > 200
+    assert far == 0, f"{far} of {checked} press frames away from their press"
 
 
 def test_a_mouse_cursor_sits_on_screen_pixels_and_generated_frames_take_one_setups_lattice(timing, fixture_maps):

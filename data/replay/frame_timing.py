@@ -36,6 +36,7 @@ PRIOR_PRESSES = 20.0
 MIN_GAP_TICKS = 2  # a key's holds stay this many grid ticks apart (as data.replay_io.clean_keys leaves them)
 LATTICE_TOLERANCE = 0.01  # px: a coordinate step within this of a multiple of the quantum is on the lattice
 LATTICE_SHARE = 0.9  # a replay is on a lattice when this share of its small steps are
+KNOT_SHIFT = 0.49  # share of a tick a press tick's position may move in time: neighbours' knots stay in order
 LAZER_GAME_VERSION = 30000000  # lazer records differently; only stable replays are measured
 
 
@@ -216,13 +217,17 @@ class FrameTiming:
         (the grid only knows the tick); otherwise it moves to the nearest frame, where a client would record it. A
         hold no frame would see gets one. Positions are the grid's, interpolated, except where that replay's
         hand would have repeated its position (drawn by speed and by the interval before the frame), and sit on
-        its pixel lattice."""
+        its pixel lattice. A press tick's position (where the press was) is reached at the press's frame time."""
         step = grid.step_ms
         t_grid = np.asarray(grid.time_ms, np.float64)
         setup = self.draw_setup(rng, player)
         times = self.frame_times(round(t_grid[0]), t_grid[-1], self.runs[self.run_replay == setup], rng)
         times = times[times <= t_grid[-1]]
         holds, extra = [], []  # holds: (key bits, press, release) in whole ms of play time
+        # A press tick holds the cursor where the press happened (data.replay.osr.to_grid), so that position
+        # is put back at the press's frame time; interpolating it at the tick instead moves a fast hand's click
+        # by up to half a tick. Moved within the tick, the knots stay in order and the path's shape is kept.
+        knots = t_grid.copy()
         for bits, p, r in self._keys_of_holds(grid, setup, rng, alternation):
             release_tick = t_grid[r] if r < len(t_grid) else t_grid[-1] + step
             press, release = (self._place(t, step, times, rng, extra) for t in (t_grid[p], release_tick))
@@ -231,13 +236,15 @@ class FrameTiming:
                 extra.append(press)
                 release = max(release, press + 1)
             holds.append((bits, press, release))
+            if p < len(knots):
+                knots[p] = np.clip(press, t_grid[p] - KNOT_SHIFT * step, t_grid[p] + KNOT_SHIFT * step)
         # Runs keep their zero intervals (humans have ~5%): equal times stay as separate frames.
         times = np.sort(np.concatenate([times, extra]), kind="stable")
         keys = np.zeros(len(times), np.int32)
         for bits, press, release in holds:
             keys[(times >= press) & (times < release)] |= bits
-        x = np.interp(times, t_grid, grid.x.astype(np.float64))
-        y = np.interp(times, t_grid, grid.y.astype(np.float64))
+        x = np.interp(times, knots, grid.x.astype(np.float64))
+        y = np.interp(times, knots, grid.y.astype(np.float64))
         speed = np.zeros(len(times))
         if len(times) > 2:
             speed[1:-1] = np.hypot(x[2:] - x[:-2], y[2:] - y[:-2]) / np.maximum(times[2:] - times[:-2], 1.0)
