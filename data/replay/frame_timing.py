@@ -224,9 +224,8 @@ class FrameTiming:
         times = self.frame_times(round(t_grid[0]), t_grid[-1], self.runs[self.run_replay == setup], rng)
         times = times[times <= t_grid[-1]]
         holds, extra = [], []  # holds: (key bits, press, release) in whole ms of play time
-        # A press tick holds the cursor where the press happened (data.replay.osr.to_grid), so that position
-        # is put back at the press's frame time; interpolating it at the tick instead moves a fast hand's click
-        # by up to half a tick. Moved within the tick, the knots stay in order and the path's shape is kept.
+        # to_grid puts a press tick's cursor where the press was: read at the tick, a fast click moves off by up
+        # to half a tick, so that knot moves to the press frame's time.
         knots = t_grid.copy()
         for bits, p, r in self._keys_of_holds(grid, setup, rng, alternation):
             release_tick = t_grid[r] if r < len(t_grid) else t_grid[-1] + step
@@ -236,8 +235,7 @@ class FrameTiming:
                 extra.append(press)
                 release = max(release, press + 1)
             holds.append((bits, press, release))
-            if p < len(knots):
-                knots[p] = np.clip(press, t_grid[p] - KNOT_SHIFT * step, t_grid[p] + KNOT_SHIFT * step)
+            knots[p] = np.clip(press, t_grid[p] - KNOT_SHIFT * step, t_grid[p] + KNOT_SHIFT * step)
         # Runs keep their zero intervals (humans have ~5%): equal times stay as separate frames.
         times = np.sort(np.concatenate([times, extra]), kind="stable")
         keys = np.zeros(len(times), np.int32)
