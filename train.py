@@ -182,6 +182,8 @@ def main(args: argparse.Namespace) -> None:
         optimizer.load_state_dict(resumed["optimizer_state"])
         start_step = int(resumed["train_state"]["step"])
     model, optimizer = accelerator.prepare(model, optimizer)
+    device = accelerator.device
+    ema.to(device)
 
     run_config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     run_config["data_path"] = [str(p) for p in args.data_path]
@@ -230,13 +232,15 @@ def main(args: argparse.Namespace) -> None:
         total, turn, count = 0.0, 0.0, 0
         indices = list(range(rank, min(len(val_set), 512), world))
         for i in range(0, len(indices), local_batch):
-            batch = collate([val_set[j] for j in indices[i : i + local_batch]])
+            batch = collate([val_set[j] for j in indices[i : i + local_batch]], device)
             gen = torch.Generator().manual_seed(10_007 + i * world + rank)  # same noise at every validation
             out = task.losses(ema, batch, drop_labels=False, generator=gen)
             total += float(out["mse"]) * len(batch["mask"])
             turn += float(out["turn"]) * len(batch["mask"])
             count += len(batch["mask"])
-        stats = accelerator.reduce(torch.tensor([total, turn, count], dtype=torch.float64), reduction="sum")
+        stats = accelerator.reduce(
+            torch.tensor([total, turn, count], dtype=torch.float64, device=device), reduction="sum"
+        )
         # val_loss stays the plain MSE so runs with and without the turn term compare on one scale.
         values = {"val_loss": float(stats[0] / max(1.0, float(stats[2])))}
         if task.loss_terms:
@@ -254,7 +258,7 @@ def main(args: argparse.Namespace) -> None:
     while step < args.max_steps:
         epoch, indices = batch_indices(step, len(train_set), args.global_batch_size, args.seed)
         train_set.set_epoch(epoch)
-        batch = collate([train_set[j] for j in indices[rank * local_batch : (rank + 1) * local_batch]])
+        batch = collate([train_set[j] for j in indices[rank * local_batch : (rank + 1) * local_batch]], device)
         # Noise, timesteps and label dropout are drawn from (seed, step, rank) so a resumed run repeats them.
         torch.manual_seed(args.seed * 1_000_003 + step * 997 + rank)
         gen = torch.Generator().manual_seed(args.seed * 7_919 + step * 31 + rank)

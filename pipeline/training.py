@@ -44,8 +44,9 @@ def batch_indices(step: int, n_items: int, global_batch: int, seed: int) -> tupl
     return epoch, perm[k * global_batch : (k + 1) * global_batch]
 
 
-def collate(items: list[dict]) -> dict:
-    return {key: torch.stack([item[key] for item in items]) for key in items[0]}
+def collate(items: list[dict], device: torch.device | str = "cpu") -> dict:
+    """Stack dataset items into one batch on `device` (the items are built on the CPU)."""
+    return {key: torch.stack([item[key] for item in items]).to(device) for key in items[0]}
 
 
 def ema_decay_at(step: int, decay: float) -> float:

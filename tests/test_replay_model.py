@@ -173,6 +173,16 @@ def test_windows_are_deterministic_and_mirror_cursor_and_map_together(replay_cac
     assert any(not torch.equal(aug[i]["features"], again[i]["features"]) for i in range(8))
 
 
+def test_collate_puts_the_batch_on_the_training_device(replay_cache):
+    # train.py hands collate the accelerator's device; on a GPU a batch left on the CPU fails the first step.
+    dataset = ReplayWindowDataset(replay_cache, "all", seq_len=70)
+    items = [dataset[i] for i in (0, len(dataset) - 1)]
+    on_cpu, elsewhere = collate(items), collate(items, "meta")
+    assert set(on_cpu) == set(elsewhere)
+    for key, value in elsewhere.items():
+        assert value.device.type == "meta" and value.shape == on_cpu[key].shape and on_cpu[key].device.type == "cpu"
+
+
 def test_tiny_replay_dit_forward_backward_on_a_real_window(replay_cache):
     dataset = ReplayWindowDataset(replay_cache, "all", seq_len=70, augment=True)  # 70: not a multiple of the patch
     players = dataset.num_classes
