@@ -1,10 +1,12 @@
 """Frame timing measured from real stable replays and laid onto a grid: human intervals, repeats, every press kept."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from data.beatmap.osu_reader import read_beatmap
-from data.replay.frame_timing import BLOCK, FrameTiming, lattice, measure, repeat_cells
+from data.replay.frame_timing import BLOCK, PRESS_SAMPLES, FrameTiming, lattice, measure, repeat_cells
 from data.replay.gameplay import judge
 from data.replay.habits import ALTERNATION_GAP_MS
 from data.replay.mods import apply_mods
@@ -82,6 +84,31 @@ def test_each_press_frame_has_the_cursor_where_the_grid_says_the_press_was(timin
             far += off > 1.0  # a pixel: the lattice and whole-ms frame times move it a little
     assert checked > 200
     assert far == 0, f"{far} of {checked} press frames away from their press"
+
+
+def test_the_frame_after_a_press_comes_as_soon_as_a_human_clients_did(timing):
+    # Measured: the interval from each press frame to the next, as each replay recorded it.
+    record = next(r for r in map(read_replay, REPLAYS) if measure(r) is not None)
+    keys, t = record.frames.keys & (KEY1_BITS | KEY2_BITS), np.asarray(record.frames.time_ms, np.float64)
+    pressed = np.flatnonzero((keys[1:] & ~keys[:-1]) != 0)[:-1] + 1
+    assert set(measure(record)["after_press"]) <= set(np.diff(t)[pressed].round().clip(0, 255).astype(int))
+    assert timing.after_press.shape == (len(timing.lattice), PRESS_SAMPLES)
+    back = FrameTiming.from_dict(timing.to_dict())
+    assert np.array_equal(back.after_press, timing.after_press)
+    # A lagging client (every drawn interval 50 ms) still records the frame after a press within the drawn
+    # setup's own interval; without that a long interval starts at a press and a hairpin turn there reads
+    # as an aim-correction snap.
+    lagging = replace(timing, runs=np.full_like(timing.runs, 50))
+    grid = to_grid(read_replay(REPLAYS[0]))
+    for seed in range(3):
+        setup = lagging.draw_setup(np.random.default_rng(seed))
+        frames = lagging.frames(grid, np.random.default_rng(seed))
+        down = [(frames.keys & bits) != 0 for bits in (KEY1_BITS, KEY2_BITS)]
+        press_frames = [f for d in down for f, _ in key_holds(d) if f + 1 < len(frames.time_ms)]
+        after = np.array([frames.time_ms[f + 1] - frames.time_ms[f] for f in press_frames])
+        assert len(after) > 100
+        assert after.max() <= lagging.after_press[setup].max() + 1e-6
+        assert _presses(frames.keys) == _presses(np.where(grid.k1, KEY1_BITS, 0) | np.where(grid.k2, KEY2_BITS, 0))
 
 
 def test_a_mouse_cursor_sits_on_screen_pixels_and_generated_frames_take_one_setups_lattice(timing, fixture_maps):

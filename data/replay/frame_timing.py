@@ -6,7 +6,8 @@ same position repeated when the mouse reported nothing new (almost always at res
 and positions on the screen's pixels (a lattice in osu! coordinates).
 `measure` takes those facts from one replay; `FrameTiming` pools them over a training set and, in `frames`,
 lays a generated grid onto sampled frame times: runs of human intervals drawn whole (block bootstrap, so their
-rhythm and lag bursts survive), a frame added at a key change as often as humans get one, and positions held
+rhythm and lag bursts survive), a frame added at a key change as often as humans get one, the next frame after
+a press as soon as that human's came (a lagging client's long intervals end at presses), and positions held
 where a human's would have been, by cursor speed, and every position snapped onto that human's pixel lattice.
 """
 
@@ -37,6 +38,7 @@ MIN_GAP_TICKS = 2  # a key's holds stay this many grid ticks apart (as data.repl
 LATTICE_TOLERANCE = 0.01  # px: a coordinate step within this of a multiple of the quantum is on the lattice
 LATTICE_SHARE = 0.9  # a replay is on a lattice when this share of its small steps are
 KNOT_SHIFT = 0.49  # share of a tick a press tick's position may move in time: neighbours' knots stay in order
+PRESS_SAMPLES = 64  # intervals after a press frame kept from each replay, spread evenly over its presses
 LAZER_GAME_VERSION = 30000000  # lazer records differently; only stable replays are measured
 
 
@@ -56,12 +58,16 @@ def measure(record: ReplayRecord) -> dict[str, np.ndarray] | None:
     keys = frames.keys & (KEY1_BITS | KEY2_BITS)
     key_change = np.diff(keys) != 0
     quantum, offset = lattice(x, y)
+    pressed = np.flatnonzero(((keys[1:] & ~keys[:-1]) != 0)[:-1]) + 1  # frames where a key goes down, not the last
+    after_press = dt[pressed] if len(pressed) else np.zeros(0)
+    picks = np.linspace(0, len(after_press) - 1, min(PRESS_SAMPLES, len(after_press))).astype(int)
     return {
         "player": np.array(name_key(record.player)),
         "lattice": np.array([quantum, *offset]),
         "intervals": np.concatenate([dt[s : s + BLOCK] for s in starts]).round().clip(0, 255).astype(np.uint8),
         "repeats": np.bincount(cell, weights=repeated, minlength=size),
         "frames": np.bincount(cell, minlength=size).astype(np.float64),
+        "after_press": after_press[picks].round().clip(0, 255).astype(np.uint8),
         "key_short": np.array([(dt[key_change] < SHORT_MS).sum(), key_change.sum()], np.float64),
         "other_short": np.array([(dt[~key_change] < SHORT_MS).sum(), (~key_change).sum()], np.float64),
         **_alternation_counts(t, frames.keys),
@@ -84,6 +90,29 @@ def _alternation_counts(t: np.ndarray, keys: np.ndarray) -> dict[str, np.ndarray
         "alternations": np.bincount(gap_bin, weights=other, minlength=size),
         "press_pairs": np.bincount(gap_bin, minlength=size).astype(np.float64),
     }
+
+
+def _samples(mine: np.ndarray, everyone: np.ndarray) -> np.ndarray:
+    """PRESS_SAMPLES values: a replay's own, repeated in order when it has fewer; everyone's spread evenly when it
+    has none."""
+    if len(mine) == 0:
+        mine = everyone[np.linspace(0, len(everyone) - 1, PRESS_SAMPLES).astype(int)] if len(everyone) else [255]
+    return np.resize(np.asarray(mine), PRESS_SAMPLES)
+
+
+def _frame_soon_after(times: np.ndarray, presses: list[float], after: np.ndarray, rng) -> np.ndarray:
+    """`times` (sorted, each press among them) with a frame added after a press wherever the next one would come
+    later than an interval drawn from `after` (0: a second frame at the press's time). A lagging client's long
+    intervals end at a press and the next frame follows at once; drawn runs alone let a long interval start
+    at a press, and a hairpin turn there reads as an aim-correction snap."""
+    added = []
+    for press in presses:
+        gap = float(after[rng.integers(len(after))])
+        at = int(np.searchsorted(times, press, side="left"))
+        following = times[at + 1] if at + 1 < len(times) else np.inf
+        if following - press > gap:
+            added.append(press + gap)
+    return np.sort(np.concatenate([times, added]), kind="stable") if added else times
 
 
 def lattice(x: np.ndarray, y: np.ndarray) -> tuple[float, tuple[float, float]]:
@@ -118,6 +147,8 @@ class FrameTiming:
     lattice: np.ndarray  # float [D, 3]: each replay's coordinate quantum (0: none) and x, y offsets
     alternation: np.ndarray  # float [D, gap bins]: chance a press takes the other key than the press before
     setup_player: tuple[str, ...]  # [D]: who played each measured replay (data.tables.name_key)
+    # uint8 [D, PRESS_SAMPLES]: ms from a press frame to the next frame, per replay (None: profiles from before)
+    after_press: np.ndarray | None = None
 
     @classmethod
     def pooled(cls, measurements: list[dict[str, np.ndarray] | None]) -> FrameTiming:
@@ -148,6 +179,10 @@ class FrameTiming:
         lattices = np.stack([m["lattice"] for m in kept])
         alternations, pairs = (np.stack([m[k] for m in kept]) for k in ("alternations", "press_pairs"))
         players = tuple(str(m["player"]) for m in kept)
+        after_press = None
+        if all("after_press" in m for m in kept):  # caches prepared before it was measured have none
+            everyone_after = np.concatenate([m["after_press"] for m in kept])
+            after_press = np.stack([_samples(m["after_press"], everyone_after) for m in kept]).astype(np.uint8)
         # A replay with few presses leans on its player's other replays, and those on everyone's.
         everyone = alternations.sum(0) / np.maximum(pairs.sum(0), 1.0)
         alternation = np.zeros_like(alternations)
@@ -155,7 +190,7 @@ class FrameTiming:
             mine = np.array([p == name for p in players])
             player = (alternations[mine].sum(0) + PRIOR_PRESSES * everyone) / (pairs[mine].sum(0) + PRIOR_PRESSES)
             alternation[mine] = (alternations[mine] + PRIOR_PRESSES * player) / (pairs[mine] + PRIOR_PRESSES)
-        return cls(runs, np.array(owners, np.int64), table, float(extra), lattices, alternation, players)
+        return cls(runs, np.array(owners, np.int64), table, float(extra), lattices, alternation, players, after_press)
 
     def to_dict(self) -> dict:
         return {
@@ -169,6 +204,7 @@ class FrameTiming:
             "alternation": np.round(self.alternation, 4).tolist(),
             "alternation_gap_edges": list(ALTERNATION_GAP_EDGES),
             "setup_player": list(self.setup_player),
+            **({} if self.after_press is None else {"after_press": self.after_press.tolist()}),
         }
 
     @classmethod
@@ -181,6 +217,7 @@ class FrameTiming:
             np.array(d["lattice"], np.float64).reshape(-1, 3),
             np.array(d["alternation"], np.float64).reshape(-1, len(ALTERNATION_GAP_EDGES)),
             tuple(d["setup_player"]),
+            np.array(d["after_press"], np.uint8).reshape(-1, PRESS_SAMPLES) if "after_press" in d else None,
         )
 
     def frame_times(self, start_ms: float, end_ms: float, runs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -238,6 +275,9 @@ class FrameTiming:
             knots[p] = np.clip(press, t_grid[p] - KNOT_SHIFT * step, t_grid[p] + KNOT_SHIFT * step)
         # Runs keep their zero intervals (humans have ~5%): equal times stay as separate frames.
         times = np.sort(np.concatenate([times, extra]), kind="stable")
+        if self.after_press is not None:
+            presses = [press for _, press, _ in holds]
+            times = _frame_soon_after(times, presses, self.after_press[setup], rng)
         keys = np.zeros(len(times), np.int32)
         for bits, press, release in holds:
             keys[(times >= press) & (times < release)] |= bits
