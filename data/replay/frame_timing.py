@@ -38,7 +38,7 @@ MIN_GAP_TICKS = 2  # a key's holds stay this many grid ticks apart (as data.repl
 LATTICE_TOLERANCE = 0.01  # px: a coordinate step within this of a multiple of the quantum is on the lattice
 LATTICE_SHARE = 0.9  # a replay is on a lattice when this share of its small steps are
 KNOT_SHIFT = 0.49  # share of a tick a press tick's position may move in time: neighbours' knots stay in order
-PRESS_SAMPLES = 64  # intervals after a press frame kept from each replay, spread evenly over its presses
+PRESS_SAMPLES = 64  # intervals after a press frame (to the next later frame) kept per replay, spread evenly
 LAZER_GAME_VERSION = 30000000  # lazer records differently; only stable replays are measured
 
 
@@ -58,8 +58,9 @@ def measure(record: ReplayRecord) -> dict[str, np.ndarray] | None:
     keys = frames.keys & (KEY1_BITS | KEY2_BITS)
     key_change = np.diff(keys) != 0
     quantum, offset = lattice(x, y)
-    pressed = np.flatnonzero(((keys[1:] & ~keys[:-1]) != 0)[:-1]) + 1  # frames where a key goes down, not the last
-    after_press = dt[pressed] if len(pressed) else np.zeros(0)
+    pressed = np.flatnonzero((keys[1:] & ~keys[:-1]) != 0) + 1  # frames where a key goes down
+    later = np.searchsorted(t, t[pressed], side="right")  # the next frame at a later time (not a same-ms twin)
+    after_press = t[later[later < len(t)]] - t[pressed[later < len(t)]]
     picks = np.linspace(0, len(after_press) - 1, min(PRESS_SAMPLES, len(after_press))).astype(int)
     return {
         "player": np.array(name_key(record.player)),
@@ -67,7 +68,7 @@ def measure(record: ReplayRecord) -> dict[str, np.ndarray] | None:
         "intervals": np.concatenate([dt[s : s + BLOCK] for s in starts]).round().clip(0, 255).astype(np.uint8),
         "repeats": np.bincount(cell, weights=repeated, minlength=size),
         "frames": np.bincount(cell, minlength=size).astype(np.float64),
-        "after_press": after_press[picks].round().clip(0, 255).astype(np.uint8),
+        "after_press": after_press[picks].round().clip(1, 255).astype(np.uint8),
         "key_short": np.array([(dt[key_change] < SHORT_MS).sum(), key_change.sum()], np.float64),
         "other_short": np.array([(dt[~key_change] < SHORT_MS).sum(), (~key_change).sum()], np.float64),
         **_alternation_counts(t, frames.keys),
@@ -101,15 +102,15 @@ def _samples(mine: np.ndarray, everyone: np.ndarray) -> np.ndarray:
 
 
 def _frame_soon_after(times: np.ndarray, presses: list[float], after: np.ndarray, rng) -> np.ndarray:
-    """`times` (sorted, each press among them) with a frame added after a press wherever the next one would come
-    later than an interval drawn from `after` (0: a second frame at the press's time). A lagging client's long
-    intervals end at a press and the next frame follows at once; drawn runs alone let a long interval start
-    at a press, and a hairpin turn there reads as an aim-correction snap."""
+    """`times` (sorted, each press among them) with a frame added after a press wherever the next later one would
+    come later than an interval drawn from `after`. A lagging client's long intervals end at a press and the
+    next frame follows within milliseconds; drawn runs alone let a long interval start at a press, and a
+    hairpin turn there reads as an aim-correction snap."""
     added = []
     for press in presses:
         gap = float(after[rng.integers(len(after))])
-        at = int(np.searchsorted(times, press, side="left"))
-        following = times[at + 1] if at + 1 < len(times) else np.inf
+        at = int(np.searchsorted(times, press, side="right"))
+        following = times[at] if at < len(times) else np.inf
         if following - press > gap:
             added.append(press + gap)
     return np.sort(np.concatenate([times, added]), kind="stable") if added else times
@@ -147,7 +148,7 @@ class FrameTiming:
     lattice: np.ndarray  # float [D, 3]: each replay's coordinate quantum (0: none) and x, y offsets
     alternation: np.ndarray  # float [D, gap bins]: chance a press takes the other key than the press before
     setup_player: tuple[str, ...]  # [D]: who played each measured replay (data.tables.name_key)
-    # uint8 [D, PRESS_SAMPLES]: ms from a press frame to the next frame, per replay (None: profiles from before)
+    # uint8 [D, PRESS_SAMPLES]: ms from a press frame to the next later frame, per replay (None: older profiles)
     after_press: np.ndarray | None = None
 
     @classmethod
