@@ -87,7 +87,7 @@ def test_each_press_frame_has_the_cursor_where_the_grid_says_the_press_was(timin
 
 
 def test_the_frame_after_a_press_comes_as_soon_as_a_human_clients_did(timing):
-    # Measured: the interval from each press frame to the next, as each replay recorded it.
+    # Measured: the interval from each press frame to the next later one, as each replay recorded it.
     record = next(r for r in map(read_replay, REPLAYS) if measure(r) is not None)
     keys, t = record.frames.keys & (KEY1_BITS | KEY2_BITS), np.asarray(record.frames.time_ms, np.float64)
     pressed = np.flatnonzero((keys[1:] & ~keys[:-1]) != 0) + 1
