@@ -45,7 +45,7 @@ DEFAULT_REPLAY_TEMPERATURE = 1.0
 DEFAULT_KEY_TEMPERATURE = 0.5
 # Guidance toward an asked player's habits: of the scales measured (1-3) the one where habits follow and a strong
 # player's accuracy stays near the humans' at two seeds (docs/measurements.md, player style).
-PLAYER_CFG_SCALE = 2.5
+PLAYER_CFG_SCALE = 3.0
 FrameTimingKind = Literal["human", "grid"]
 FRAME_TIMINGS: tuple[str, ...] = get_args(FrameTimingKind)
 
