@@ -141,9 +141,15 @@ def training_losses(
     generator: torch.Generator | None = None,
     turn_weight: float = 0.0,
     turn_min_leg: float = 0.0,
+    self_condition: bool = False,
 ) -> dict[str, Tensor]:
     """MSE of the network against its target on real tokens only, plus turn_weight times `turn_loss` for
     position data (legs longer than turn_min_leg, normalized units).
+
+    `self_condition` (a model trained to read its previous estimate, `self_cond`): in training mode, half the
+    batches first take the model's own x0 estimate, without gradient, and pass it in (Chen et al. 2022); the
+    others pass none, as the sampler's first step does. Evaluation mode passes none, so validation stays one
+    plain pass.
 
     Returns loss (the objective: mean MSE over all real tokens of the batch, plus the turn term), mse (that mean
     alone, comparable across runs with and without the turn term), turn (the unweighted turn term, 0 when off),
@@ -157,6 +163,12 @@ def training_losses(
     if noise is None:
         noise = randn_like(x0, generator)
     x_t = q_sample(x0, t, noise)
+    if self_condition and getattr(model, "training", False):
+        device = generator.device if generator is not None else x0.device
+        if bool(torch.rand((), generator=generator, device=device) < 0.5):
+            with torch.no_grad():
+                estimate = predict_x0(model(x_t, t, mask=mask, **model_kwargs).float(), x_t, t, prediction)
+            model_kwargs = {**model_kwargs, "self_cond": estimate.to(x_t.dtype)}
     output = model(x_t, t, mask=mask, **model_kwargs)
     target = training_target(x0, noise, t, prediction)
     sq_err = (output - target) ** 2
@@ -214,22 +226,32 @@ def denoiser(
     prediction: Prediction = DEFAULT_PREDICTION,
     clip: bool | tuple[Tensor, Tensor] = True,
     constrain: Callable[[Tensor, dict], Tensor] | None = None,
+    self_condition: bool = False,
 ) -> ModelFn:
     """Turn a network (eps or v output) into the x0 predictor the samplers call.
 
     `clip`: True clips x0 to [-1, 1]; a (low, high) pair of per-channel bounds clips to the data's own range
     (the playfield for positions), which keeps every step of the trajectory inside it.
     `constrain(x0, model_kwargs)`, when given, adjusts each estimate before the clip (see dit.constraints).
+    `self_condition`: the network reads the previous call's returned estimate as `self_cond` (none on the first
+    call), so the returned function holds state: make a new one for every sampling run.
     """
     low, high = clip if isinstance(clip, tuple) else (None, None)
+    previous: Tensor | None = None
 
     def fn(x: Tensor, t: Tensor, **kwargs) -> Tensor:
+        nonlocal previous
+        if self_condition and previous is not None:
+            kwargs = {**kwargs, "self_cond": previous}
         x0 = predict_x0(model_fn(x, t, **kwargs), x, t, prediction)
         if constrain is not None:
             x0 = constrain(x0, kwargs)
         if low is not None:
-            return torch.maximum(torch.minimum(x0, high.to(x0)), low.to(x0))
-        return x0.clamp(-X0_RANGE, X0_RANGE) if clip else x0
+            x0 = torch.maximum(torch.minimum(x0, high.to(x0)), low.to(x0))
+        elif clip:
+            x0 = x0.clamp(-X0_RANGE, X0_RANGE)
+        previous = x0
+        return x0
 
     return fn
 

@@ -36,6 +36,9 @@ class DiTConfig:
     # from the descriptor alone, which is all a reference map unknown to the checkpoint (--style-from) has.
     label_only_dropout_prob: float = 0.1
     in_channels: int = 2
+    # Self-conditioning (Chen et al. 2022, arXiv:2208.04202): the network also reads its own previous estimate of
+    # x0, so at high noise it can refine a layout's shape between neighbours instead of redrawing it each step.
+    self_condition: bool = False
     # Exact GELU is faster than the tanh form on CPU (docs/decisions.md); checkpoints written before this field
     # existed used "tanh" and keep it (LEGACY_FIELDS).
     gelu_approximate: str = "none"
@@ -320,6 +323,8 @@ class PositionDiT(nn.Module):
         h = config.hidden_size
         f = config.frequency_embedding_size
         self.x_embedder = nn.Linear(config.in_channels, h)
+        if config.self_condition:
+            self.self_cond_embedder = nn.Linear(config.in_channels, h)
         self.t_embedder = TimestepEmbedder(h, f)
         self.time_embedder = ScalarEmbedder(h, config.time_min_period_ms, config.time_max_period_ms, f)
         self.gap_embedder = ScalarEmbedder(h, config.time_min_period_ms, config.time_max_period_ms, f)
@@ -348,13 +353,18 @@ class PositionDiT(nn.Module):
         mask: Tensor,
         style_features: Tensor | None = None,
         force_drop_ids: Tensor | None = None,
+        self_cond: Tensor | None = None,
     ) -> Tensor:
         """x [B, L, 2] noisy positions, t [B] in [0, 1], time_ms/distance [B, L] float, kind [B, L] long,
         style [B] long (0 = null), mask [B, L] bool (True = real) -> network output [B, L, 2].
-        style_features [B, F] (models with a class_feature_dim) replace the style class's own descriptor."""
+        style_features [B, F] (models with a class_feature_dim) replace the style class's own descriptor.
+        self_cond [B, L, 2] (models with self_condition): the previous estimate of x0, zeros (or None) at first."""
         time_ms = time_ms.float()
+        tokens = self.x_embedder(x)
+        if self.config.self_condition:
+            tokens = tokens + self.self_cond_embedder(torch.zeros_like(x) if self_cond is None else self_cond)
         tokens = (
-            self.x_embedder(x)
+            tokens
             + self.time_embedder(relative_time_ms(time_ms, mask))
             + self.gap_embedder(previous_gap_ms(time_ms))
             + self.distance_embedder(distance)

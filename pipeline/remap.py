@@ -216,7 +216,11 @@ def generate_positions(
         else (torch.from_numpy(normalize_positions(keep[0])).to(device), torch.from_numpy(keep[1]).to(device)),
     )
     model_fn = diffusion.denoiser(
-        diffusion.guided(model, cfg_scale), prediction=prediction, clip=clip, constrain=constrain
+        diffusion.guided(model, cfg_scale),
+        prediction=prediction,
+        clip=clip,
+        constrain=constrain,
+        self_condition=model.config.self_condition,
     )
     with torch.inference_mode():
         x0 = diffusion.SAMPLERS[sampler](

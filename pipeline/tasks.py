@@ -49,12 +49,14 @@ class Task:
         return kwargs
 
     def losses(self, model, batch: dict, drop_labels: bool, generator: torch.Generator) -> dict:
+        config = getattr(model, "module", model).config  # a DistributedDataParallel wrapper keeps it on .module
         return diffusion.training_losses(
             model,
             batch[self.target_key],
             model_kwargs=self.model_kwargs(batch, drop_labels),
             mask=batch["mask"],
             generator=generator,
+            self_condition=getattr(config, "self_condition", False),
             **self.loss_terms,
         )
 
@@ -111,7 +113,12 @@ class PositionTask(Task):
 
     def new_config(self):
         feature_dim = 0 if self.args.style_features == "off" else STYLE_FEATURE_DIM
-        return preset_config(self.args.model, num_classes=self.num_classes, class_feature_dim=feature_dim)
+        return preset_config(
+            self.args.model,
+            num_classes=self.num_classes,
+            class_feature_dim=feature_dim,
+            self_condition=self.args.self_condition,
+        )
 
     def init_model(self, model) -> None:
         """A fresh model's class descriptors: each class's own maps' (sampling asks for them by class)."""

@@ -254,3 +254,56 @@ def test_a_time_grid_outside_the_schedule_is_refused():
         diffusion.time_grid(5, start=0.0)
     with pytest.raises(ValueError, match="start"):
         diffusion.time_grid(5, start=1.5)
+
+
+def test_self_conditioned_training_feeds_half_the_batches_the_models_own_estimate(batch):
+    model = randomize_zero_init(tiny_model(depth=2, hidden_size=64, frequency_embedding_size=64, self_condition=True))
+    kw = model_kwargs(batch)
+    mask = kw.pop("mask")
+    seen = []
+    model.register_forward_pre_hook(lambda m, args, kwargs: seen.append(kwargs.get("self_cond")), with_kwargs=True)
+    gen = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(40):
+        seen.clear()
+        diffusion.training_losses(model, batch["x0"], kw, mask, generator=gen, self_condition=True)
+        assert len(seen) in (1, 2) and seen[0] is None
+        if len(seen) == 2:  # the second pass reads the first pass's x0, which is no copy of the data
+            assert seen[1].shape == batch["x0"].shape and not torch.equal(seen[1], batch["x0"])
+    model.eval()
+    seen.clear()
+    diffusion.training_losses(model, batch["x0"], kw, mask, generator=gen, self_condition=True)
+    assert seen == [None]  # validation stays one plain pass
+
+
+def test_self_conditioned_training_takes_the_estimate_about_half_the_time(batch):
+    model = tiny_model(depth=1, hidden_size=32, frequency_embedding_size=32, self_condition=True).train()
+    kw = model_kwargs(batch)
+    mask = kw.pop("mask")
+    passes = []
+    model.register_forward_hook(lambda *_: passes.append(1))
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(200):
+        diffusion.training_losses(model, batch["x0"], kw, mask, generator=gen, self_condition=True)
+    assert 70 <= len(passes) - 200 <= 130
+
+
+def test_the_denoiser_hands_each_estimate_to_the_next_step(batch):
+    model = randomize_zero_init(tiny_model(depth=2, hidden_size=64, frequency_embedding_size=64, self_condition=True))
+    model.eval()
+    kw = model_kwargs(batch)
+    seen = []
+    model.register_forward_pre_hook(lambda m, args, kwargs: seen.append(kwargs.get("self_cond")), with_kwargs=True)
+    returned = []
+    fn = diffusion.denoiser(model, clip=True, self_condition=True)
+    x = torch.randn(batch["x0"].shape, generator=torch.Generator().manual_seed(0))
+    diffusion.sample_ddim(fn, x, 4, extra_args=kw, disable=True, callback=lambda d: returned.append(d["denoised"]))
+    assert seen[0] is None
+    for previous, given in zip(returned[:-1], seen[1:], strict=True):
+        assert torch.equal(previous, given)
+    # The estimate it reads changes what the model says: the same x and t with and without it differ.
+    t = torch.full((4,), 0.5)
+    with torch.no_grad():
+        plain = model(x, t, **kw)
+        conditioned = model(x, t, **kw, self_cond=returned[-1])
+    assert (plain - conditioned).abs().max() > 1e-3

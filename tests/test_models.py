@@ -317,4 +317,5 @@ def test_configs_stored_before_a_field_existed_keep_the_old_behaviour():
     del stored["gelu_approximate"]  # as in checkpoints written before exact GELU became the default
     old = PositionDiT(DiTConfig.from_dict(stored))
     assert old.backbone.blocks[0].mlp[1].approximate == "tanh"
+    assert not old.config.self_condition and not hasattr(old, "self_cond_embedder")
     assert PositionDiT(preset_config("DiT-T")).backbone.blocks[0].mlp[1].approximate == "none"

@@ -150,3 +150,22 @@ def test_unpaired_share_is_refused_where_it_means_nothing(tmp_path, extra, capsy
     with pytest.raises(SystemExit) as err:
         train.parse_args(["--data-path", str(tmp_path), *extra])
     assert err.value.code == 2 and "--unpaired-share" in capsys.readouterr().err
+
+
+def test_a_self_conditioned_run_resumes_exactly_and_its_checkpoint_says_so(cache, tmp_path):
+    args = [*TINY, "--data-path", str(cache), "--self-condition", "--ckpt-every", "2"]
+    run([*args, "--results-dir", str(tmp_path / "a"), "--max-steps", "4"])
+    resume = str(tmp_path / "a" / "checkpoints" / "step_0000002.pt")
+    run([*args, "--results-dir", str(tmp_path / "b"), "--max-steps", "4", "--resume", resume])
+    straight = load_checkpoint(tmp_path / "a" / "checkpoints" / "step_0000004.pt")
+    resumed = load_checkpoint(tmp_path / "b" / "checkpoints" / "step_0000004.pt")
+    assert straight["config"]["model_config"]["self_condition"] is True
+    assert "self_cond_embedder.weight" in straight["ema_state"]
+    for key, value in straight["model_state"].items():
+        assert torch.equal(value, resumed["model_state"][key]), key
+
+
+def test_self_condition_is_refused_for_the_replay_task(tmp_path, capsys):
+    with pytest.raises(SystemExit) as err:
+        train.parse_args(["--data-path", str(tmp_path), "--task", "replay", "--self-condition"])
+    assert err.value.code == 2 and "--self-condition" in capsys.readouterr().err
