@@ -9,12 +9,13 @@ TINY_ARGS = [*TINY_MODEL_ARGS, "--warmup-steps", "1", "--max-steps", "2", "--ckp
 TINY_ARGS += ["--log-every", "2"]
 
 
-def tiny_position_checkpoint(work: Path) -> Path:
-    """A DiT-T position model after two steps: untrained, but every code path downstream of it runs."""
+def tiny_position_checkpoint(work: Path, *extra: str) -> Path:
+    """A DiT-T position model after two steps (train.py options `extra` added): untrained, but every code path
+    downstream of it runs."""
     import train
     from data.prepare import prepare
 
     cache = work / "cache"
     prepare([ROOT / "tests" / "fixtures" / "songs"], cache, workers=1, progress=False)
-    assert train.cli([*TINY_ARGS, "--data-path", str(cache), "--results-dir", str(work / "run")]) == 0
+    assert train.cli([*TINY_ARGS, *extra, "--data-path", str(cache), "--results-dir", str(work / "run")]) == 0
     return work / "run" / "checkpoints" / "step_0000002.pt"
