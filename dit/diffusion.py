@@ -154,18 +154,18 @@ def training_losses(
     Returns loss (the objective: mean MSE over all real tokens of the batch, plus the turn term), mse (that mean
     alone, comparable across runs with and without the turn term), turn (the unweighted turn term, 0 when off),
     loss_per_item [B], x0_mse_per_item [B] (the error measured in normalized position space, comparable across
-    prediction types) and the t used. `model(x_t, t, mask=mask, **model_kwargs)` is called once.
+    prediction types) and the t used. `model(x_t, t, mask=mask, **model_kwargs)` is called once (twice for a
+    self-conditioned batch).
     """
     batch = x0.shape[0]
+    draw_device = generator.device if generator is not None else x0.device  # where the generator draws
     if t is None:
-        device = generator.device if generator is not None else x0.device
-        t = torch.rand(batch, generator=generator, device=device).to(x0.device)
+        t = torch.rand(batch, generator=generator, device=draw_device).to(x0.device)
     if noise is None:
         noise = randn_like(x0, generator)
     x_t = q_sample(x0, t, noise)
     if self_condition and getattr(model, "training", False):
-        device = generator.device if generator is not None else x0.device
-        if bool(torch.rand((), generator=generator, device=device) < 0.5):
+        if bool(torch.rand((), generator=generator, device=draw_device) < 0.5):
             with torch.no_grad():
                 estimate = predict_x0(model(x_t, t, mask=mask, **model_kwargs).float(), x_t, t, prediction)
             model_kwargs = {**model_kwargs, "self_cond": estimate.to(x_t.dtype)}

@@ -56,7 +56,7 @@ class Task:
             model_kwargs=self.model_kwargs(batch, drop_labels),
             mask=batch["mask"],
             generator=generator,
-            self_condition=getattr(config, "self_condition", False),
+            self_condition=config.self_condition,
             **self.loss_terms,
         )
 
