@@ -36,6 +36,7 @@ from pipeline.playtest import PLAYTEST_ROUNDS, rounds_value
 from pipeline.remap import (
     DEFAULT_CKPT,
     GRID_CHOICES,
+    OWN_TURN_PASSES,
     SEPARATION_PASSES,
     SLIDER_SHAPES,
     SPACING_PASSES,
@@ -84,6 +85,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=TURN_PASSES,
         help="passes per step matching the turns at jumps to the style's (the source's own by default; 0: the "
         "network's own turns; an --unconditional remap has no style to match)",
+    )
+    p.add_argument(
+        "--own-turn-passes",
+        type=int,
+        default=OWN_TURN_PASSES,
+        help="a checkpoint trained with --turn-channels: passes per step turning the positions to the turns the "
+        "network draws beside them (0: the positions alone)",
     )
     p.add_argument(
         "--separation-passes",
@@ -191,8 +199,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--beatmap is required (or --list-styles / --list-players)")
     if args.num_variants < 1 or args.num_sampling_steps < 1:
         p.error("--num-variants and --num-sampling-steps must be at least 1")
-    if min(args.spacing_passes, args.turn_passes, args.separation_passes) < 0:
-        p.error("--spacing-passes, --turn-passes and --separation-passes must be 0 or more")
+    if min(args.spacing_passes, args.turn_passes, args.own_turn_passes, args.separation_passes) < 0:
+        p.error("--spacing-passes, --turn-passes, --own-turn-passes and --separation-passes must be 0 or more")
     if args.animation and not (args.replay or args.replay_only):
         p.error("--animation plays a replay: add --replay (or --replay-only)")
     if args.player_map and not args.player_from:

@@ -126,6 +126,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="position task: the network also reads its own previous estimate (half the training batches take "
         "one first; sampling passes each step's to the next)",
     )
+    p.add_argument(
+        "--turn-channels",
+        action="store_true",
+        help="position task: the network also denoises each aim point's turn between jumps, as two more channels "
+        "(sampling turns the positions to them)",
+    )
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
     p.add_argument("--seed", type=int, default=0, help="seed of data order, augmentation, noise and init")
     p.add_argument("--resume", type=Path, default=None, help="continue from this checkpoint (exact step and state)")
@@ -139,6 +145,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--turn-loss-weight applies to the position task only")
     if args.self_condition and args.task != "position":
         p.error("--self-condition applies to the position task only")
+    if args.turn_channels and args.task != "position":
+        p.error("--turn-channels applies to the position task only")
     if not 0.0 <= args.unpaired_share < 1.0:
         p.error(f"--unpaired-share must be in [0, 1), got {args.unpaired_share}")
     if args.unpaired_share and args.task != "replay":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data.beatmap.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Datapoints
+from data.beatmap.datapoints import AIM_TYPES, PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Datapoints
 
 # normalized = (px - center) / scale: the 512x384 playfield maps into [-0.8, 0.8] x [-0.6, 0.6], leaving room for
 # slider anchors placed off-screen, and the sampler's clip to [-1, 1] keeps them.
@@ -19,6 +19,10 @@ MAX_DISTANCE_PX = 4 * POSITION_SCALE  # farther than any playable jump; troll ma
 # are centred on the playfield, so a mirror is a sign flip.
 MIRRORS = ((1.0, 1.0), (-1.0, 1.0), (1.0, -1.0), (-1.0, -1.0))
 PAD_KIND = 0  # kind of padding tokens; they are masked out, any valid type would do
+# Turn channels (DiTConfig.turn_channels) are unit vectors scaled to about the positions' spread, so the noise
+# schedule settles turns at about the noise level where it settles the legs they join.
+TURN_SCALE = 0.5
+TURN_MIN_LEG = 40.0 / POSITION_SCALE  # a turn between two jumps (style_features.JUMP_PX): what the evaluation judges
 
 _CENTER = np.array(POSITION_CENTER, np.float32)
 
@@ -39,6 +43,26 @@ def playfield_bounds() -> np.ndarray:
     return normalize_positions(np.array([[0, 0], [PLAYFIELD_WIDTH, PLAYFIELD_HEIGHT]], np.float32))
 
 
+def turn_channels(position: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """[L, 2]: at each aim point (circle, slider head or end) whose legs along the aim path are both longer than
+    TURN_MIN_LEG, the signed turn between them as TURN_SCALE * (cos, sin); zeros elsewhere.
+
+    The position network can be trained to draw these beside the positions: a turn is then one token's value,
+    whose distribution a diffusion model learns far more easily than a relation between three noisy points.
+    """
+    out = np.zeros((len(position), 2), np.float32)
+    hit = np.flatnonzero(np.isin(kind, sorted(AIM_TYPES)))
+    if len(hit) < 3:
+        return out
+    points = np.asarray(position, np.float64)[hit]
+    into, out_leg = points[1:-1] - points[:-2], points[2:] - points[1:-1]
+    jump = (np.linalg.norm(into, axis=1) > TURN_MIN_LEG) & (np.linalg.norm(out_leg, axis=1) > TURN_MIN_LEG)
+    cross = into[:, 0] * out_leg[:, 1] - into[:, 1] * out_leg[:, 0]
+    angle = np.arctan2(cross, (into * out_leg).sum(1))[jump]
+    out[hit[1:-1][jump]] = TURN_SCALE * np.stack([np.cos(angle), np.sin(angle)], 1)
+    return out
+
+
 def sample_fields(
     position: np.ndarray,
     time_ms: np.ndarray,
@@ -48,16 +72,20 @@ def sample_fields(
     style: int,
     style_features: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """The fields of one sample (train.py batches them as tensors): position, time_ms, distance, kind, mask,
-    style and, when given, style_features."""
+    """The fields of one sample (train.py batches them as tensors): position, turns (`turn_channels` of the real
+    tokens), time_ms, distance, kind, mask, style and, when given, style_features."""
+    mask = np.asarray(mask, bool)
+    turns = np.zeros((len(mask), 2), np.float32)
+    turns[mask] = turn_channels(np.asarray(position)[mask], np.asarray(kind)[mask])
     fields = {
         "position": np.asarray(position, np.float32),
+        "turns": turns,
         "time_ms": np.asarray(time_ms, np.float32),
         "distance": (np.minimum(np.asarray(distance_px, np.float32), MAX_DISTANCE_PX) / POSITION_SCALE).astype(
             np.float32
         ),
         "kind": np.asarray(kind, np.int64),
-        "mask": np.asarray(mask, bool),
+        "mask": mask,
         "style": np.asarray(int(style), np.int64),
     }
     if style_features is not None:

@@ -100,20 +100,66 @@ def match_turns(
     x [B, L, 2] positions; histogram [bins] the wanted share of jump turns per equal-width bin of [0, pi] (a
     style descriptor's jump-turn bins); path from AimPath.from_kinds; a turn counts when both its legs are longer
     than min_leg (x's units). Each pass sorts the turns and gives each the angle of the same rank in the
-    histogram (the 1-D optimal transport), then rotates the next point about the turn's point by half the error
-    and the previous point by the other half, times `rate`. One rotation keeps both legs' lengths, but a point
-    also turns about its other neighbour, so the moves summed stretch legs: two relaxation passes after each pull
-    the aim path's legs back to their lengths on entry. Slider anchors follow their slider's head and end (a
-    rotation and scale about the head). `bounds` (low, high) [2]: a point whose move would take it outside stays
-    put that pass, so steered maps do not pile onto the playfield's edge.
+    histogram (the 1-D optimal transport); `_steer_turns` says how the legs turn there.
     """
     if len(path.hit) < 3 or float(histogram.sum()) <= 0:
         return x
     histogram = histogram.to(x.device, torch.float64)
+
+    def wanted(turn: Tensor, item: int, jump: Tensor) -> tuple[Tensor, Tensor]:
+        count = int(jump.sum())
+        order = torch.argsort(turn[jump], stable=True)
+        levels = (torch.arange(count, dtype=turn.dtype, device=turn.device) + 0.5) / count
+        ranked = torch.empty(count, dtype=turn.dtype, device=turn.device)
+        ranked[order] = histogram_quantiles(histogram, levels)
+        target = torch.zeros_like(turn)
+        target[jump] = ranked
+        return target, jump
+
+    return _steer_turns(x, wanted, path, min_leg, passes, rate, bounds)
+
+
+def follow_turns(
+    x: Tensor,
+    turns: Tensor,
+    path: AimPath,
+    min_leg: float,
+    min_norm: float,
+    passes: int = 4,
+    rate: float = 0.5,
+    bounds: tuple[Tensor, Tensor] | None = None,
+) -> Tensor:
+    """Rotate legs about their shared points so each jump turns by as much as the network's own turn channels
+    say there (a model with DiTConfig.turn_channels draws them beside the positions).
+
+    turns [B, L, 2] the channels' estimate, a vector (cos, sin) of the turn at each aim point, scaled; a point
+    whose vector is shorter than `min_norm` is one the network does not draw as a jump and is left alone. Only
+    the size of the turn is followed; which side it turns to stays the positions'.
+    """
+    if len(path.hit) < 3:
+        return x
+    channel = turns[:, path.hit[1:-1]].double()
+    size = torch.atan2(channel[..., 1], channel[..., 0]).abs()
+    drawn = channel.norm(dim=-1) > min_norm
+
+    def wanted(turn: Tensor, item: int, jump: Tensor) -> tuple[Tensor, Tensor]:
+        return size[item], jump & drawn[item]
+
+    return _steer_turns(x, wanted, path, min_leg, passes, rate, bounds)
+
+
+def _steer_turns(x: Tensor, wanted, path: AimPath, min_leg: float, passes: int, rate: float, bounds) -> Tensor:
+    """Each pass asks `wanted(turn, item, jump)` for the target size of every inner aim point's turn and where to
+    steer it, then rotates the next point about the turn's point by half the error and the previous point by the
+    other half, times `rate`. One rotation keeps both legs' lengths, but a point also turns about its other
+    neighbour, so the moves summed stretch legs: two relaxation passes after each pull the aim path's legs back to
+    their lengths on entry. Slider anchors follow their slider's head and end (a rotation and scale about the
+    head). `bounds` (low, high) [2]: a point whose move would take it outside stays put that pass, so steered maps
+    do not pile onto the playfield's edge."""
     if bounds is not None:
         low, high = (b.to(x.device, torch.float64) for b in bounds)
     out = []
-    for item in x:
+    for index, item in enumerate(x):
         points = item[path.hit].double()
         lengths = F.pad((points[1:] - points[:-1]).norm(dim=-1), (1, 0))[None]
         everywhere = torch.ones_like(lengths, dtype=torch.bool)
@@ -121,18 +167,12 @@ def match_turns(
             into = points[1:-1] - points[:-2]
             out_leg = points[2:] - points[1:-1]
             jump = (into.norm(dim=-1) > min_leg) & (out_leg.norm(dim=-1) > min_leg)
-            count = int(jump.sum())
-            if count == 0:
+            if not bool(jump.any()):
                 break
             cross = into[:, 0] * out_leg[:, 1] - into[:, 1] * out_leg[:, 0]
             signed = torch.atan2(cross, (into * out_leg).sum(-1))
-            turn = signed.abs()[jump]
-            order = torch.argsort(turn, stable=True)
-            levels = (torch.arange(count, dtype=points.dtype, device=points.device) + 0.5) / count
-            wanted = torch.empty_like(turn)
-            wanted[order] = histogram_quantiles(histogram, levels)
-            error = torch.zeros_like(signed)
-            error[jump] = wanted - turn
+            target, steer = wanted(signed.abs(), index, jump)
+            error = torch.where(steer, target - signed.abs(), torch.zeros_like(signed))
             # turning further means rotating the out-leg towards the side it already turns to
             half = 0.5 * rate * error * torch.where(signed < 0, -1.0, 1.0)
             move = torch.zeros_like(points)

@@ -180,7 +180,8 @@ def training_losses(
     mse = loss_sum.sum() / count.sum().clamp_min(1)
     turn = torch.zeros((), device=mse.device)
     if turn_weight:
-        turn = turn_loss(predict_x0(output.float(), x_t, t, prediction), x0, t, mask, turn_min_leg)
+        estimate = predict_x0(output.float(), x_t, t, prediction)
+        turn = turn_loss(estimate[..., :2], x0[..., :2], t, mask, turn_min_leg)  # positions: turn channels follow
     return {
         "loss": mse + turn_weight * turn,
         "mse": mse,

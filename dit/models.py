@@ -39,6 +39,9 @@ class DiTConfig:
     # Self-conditioning (Chen et al. 2022, arXiv:2208.04202): the network also reads its own previous estimate of
     # x0, so at high noise it can refine a layout's shape between neighbours instead of redrawing it each step.
     self_condition: bool = False
+    # Position model: two more channels beside x and y, each aim point's turn between jumps as a scaled unit vector
+    # (data.position_io.turn_channels), denoised with the positions; the sampler turns the positions to them.
+    turn_channels: bool = False
     # Exact GELU is faster than the tanh form on CPU (docs/decisions.md); checkpoints written before this field
     # existed used "tanh" and keep it (LEGACY_FIELDS).
     gelu_approximate: str = "none"
@@ -77,8 +80,11 @@ DIT_PRESETS: dict[str, tuple[int, int, int]] = {
 
 
 def preset_config(name: str, **overrides) -> DiTConfig:
-    """DiTConfig for a preset name (a key of DIT_PRESETS) with any field overridden."""
+    """DiTConfig for a preset name (a key of DIT_PRESETS) with any field overridden; turn channels bring their
+    two input channels."""
     depth, hidden_size, num_heads = DIT_PRESETS[name]
+    if overrides.get("turn_channels"):
+        overrides = {"in_channels": 4, **overrides}
     return DiTConfig(**{"depth": depth, "hidden_size": hidden_size, "num_heads": num_heads, **overrides})
 
 
@@ -315,7 +321,8 @@ def previous_gap_ms(time_ms: Tensor) -> Tensor:
 
 
 class PositionDiT(nn.Module):
-    """Denoises normalized positions [B, L, 2] given rhythm, datapoint kinds, spacing and a style class."""
+    """Denoises normalized positions [B, L, 2] (with turn channels [B, L, 4]: positions, then turns) given rhythm,
+    datapoint kinds, spacing and a style class."""
 
     def __init__(self, config: DiTConfig):
         super().__init__()
@@ -355,10 +362,10 @@ class PositionDiT(nn.Module):
         force_drop_ids: Tensor | None = None,
         self_cond: Tensor | None = None,
     ) -> Tensor:
-        """x [B, L, 2] noisy positions, t [B] in [0, 1], time_ms/distance [B, L] float, kind [B, L] long,
-        style [B] long (0 = null), mask [B, L] bool (True = real) -> network output [B, L, 2].
+        """x [B, L, C] noisy positions (and turns: C = in_channels), t [B] in [0, 1], time_ms/distance [B, L]
+        float, kind [B, L] long, style [B] long (0 = null), mask [B, L] bool (True = real) -> output [B, L, C].
         style_features [B, F] (models with a class_feature_dim) replace the style class's own descriptor.
-        self_cond [B, L, 2] (models with self_condition): the previous estimate of x0, zeros (or None) at first."""
+        self_cond [B, L, C] (models with self_condition): the previous estimate of x0, zeros (or None) at first."""
         time_ms = time_ms.float()
         tokens = self.x_embedder(x)
         if self.config.self_condition:

@@ -32,6 +32,7 @@ from pipeline.play import (
 from pipeline.playtest import playtest, remap_resampler, replay_player
 from pipeline.remap import (
     DEFAULT_CKPT,
+    OWN_TURN_PASSES,
     SEPARATION_PASSES,
     SPACING_PASSES,
     TURN_PASSES,
@@ -58,6 +59,7 @@ class Job:
     sampler: str = "ddim"
     spacing_passes: int = SPACING_PASSES
     turn_passes: int = TURN_PASSES
+    own_turn_passes: int = OWN_TURN_PASSES
     separation_passes: int = SEPARATION_PASSES
     slider_shapes: str = "source"
     strength: float = 1.0
@@ -146,6 +148,7 @@ def run(job: Job) -> list[Path]:
         "style_features": style.features,
         "spacing_passes": job.spacing_passes,
         "turn_passes": job.turn_passes,
+        "own_turn_passes": job.own_turn_passes,
         "separation_passes": job.separation_passes,
         "slider_shapes": job.slider_shapes,
         "strength": job.strength,

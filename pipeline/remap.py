@@ -17,6 +17,7 @@ from data.errors import BadInputError
 from data.grid import GRID_SIZES_PX, editor_grid, snap_to_grid
 from data.position_io import (
     POSITION_SCALE,
+    TURN_SCALE,
     denormalize_positions,
     full_map_sample,
     normalize_positions,
@@ -30,6 +31,7 @@ from dit.checkpoint import build_model_from_checkpoint, load_checkpoint
 from dit.constraints import (
     AimPath,
     Separation,
+    follow_turns,
     keep_apart,
     keep_slider_shapes,
     match_spacing,
@@ -47,6 +49,8 @@ SPACING_PASSES = 8
 # Passes per step matching the turns at jumps to the style's histogram: the network reads a descriptor's mean
 # turn but not its shape (docs/measurements.md gives both figures).
 TURN_PASSES = 4
+# Passes per step turning the positions to the network's own turn channels (models trained with them only).
+OWN_TURN_PASSES = 4
 # Passes per step keeping non-neighbours apart and the source's stacks stacked: the network crowds objects that
 # are on screen together and never stacks exactly (testing/map_discriminator.py's most telling features).
 SEPARATION_PASSES = 4
@@ -169,6 +173,7 @@ def generate_positions(
     spacing_passes: int = SPACING_PASSES,
     strength: float = 1.0,
     turn_passes: int = TURN_PASSES,
+    own_turn_passes: int = OWN_TURN_PASSES,
     separation: Separation | None = None,
     separation_passes: int = SEPARATION_PASSES,
     sliders: np.ndarray | None = None,
@@ -180,7 +185,9 @@ def generate_positions(
     from the source's own layout noised to t = strength and runs that share of the steps (SDEdit, Meng et al.
     2021, arXiv:2108.01073), so the output keeps what that much noise leaves of it. `keep` (positions in px [N, 2]
     and a mask [N]) holds the masked datapoints where they are and samples the rest around them (inpainting: every
-    denoised estimate takes the kept positions, so the network sees them as context at every step)."""
+    denoised estimate takes the kept positions, so the network sees them as context at every step).
+    `own_turn_passes`: a model with turn channels turns its positions to them at every step (0: they are drawn
+    and left unused)."""
     fields = map_tensors(datapoints, style)
     batch = {k: v.unsqueeze(0).expand(num_variants, *v.shape) for k, v in fields.items()}
     extra = {k: batch[k] for k in ("time_ms", "distance", "kind", "style", "mask")}
@@ -190,14 +197,20 @@ def generate_positions(
     extra = {k: v.to(device) for k, v in extra.items()}
     # Noise comes from a CPU generator on every device, so a seed means the same starting point everywhere.
     generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch["position"].shape, generator=generator).to(device)
+    turns = model.config.turn_channels
+    source = torch.cat([batch["position"], batch["turns"]], -1) if turns else batch["position"]
+    x = torch.randn(source.shape, generator=generator).to(device)
     if strength < 1.0:  # the source's own layout under time `strength`'s noise, denoised from there
-        x = diffusion.q_sample(batch["position"].to(device), torch.full((num_variants,), strength), x).float()
+        x = diffusion.q_sample(source.to(device), torch.full((num_variants,), strength), x).float()
         steps = max(1, round(steps * strength))
     prediction = ckpt["extra"].get("prediction", "v")
     # Clip every denoised estimate to the playfield: objects must stay where players can reach them.
     bounds = playfield_bounds()
     clip = (torch.from_numpy(bounds[0]), torch.from_numpy(bounds[1]))
+    channel_clip = clip
+    if turns:  # turn channels are scaled unit vectors
+        reach = torch.full((2,), TURN_SCALE)
+        channel_clip = (torch.cat([clip[0], -reach]), torch.cat([clip[1], reach]))
     constrain = constraints(
         model,
         extra["kind"][0],
@@ -214,11 +227,12 @@ def generate_positions(
         None
         if keep is None
         else (torch.from_numpy(normalize_positions(keep[0])).to(device), torch.from_numpy(keep[1]).to(device)),
+        own_turn_passes if turns else 0,
     )
     model_fn = diffusion.denoiser(
         diffusion.guided(model, cfg_scale),
         prediction=prediction,
-        clip=clip,
+        clip=channel_clip,
         constrain=constrain,
         self_condition=model.config.self_condition,
     )
@@ -226,36 +240,44 @@ def generate_positions(
         x0 = diffusion.SAMPLERS[sampler](
             model_fn, x, steps, extra_args=extra, disable=not progress, generator=generator, start=strength
         )
-    return np.stack([denormalize_positions(v) for v in x0.float().cpu().numpy()])
+    return np.stack([denormalize_positions(v[:, :2]) for v in x0.float().cpu().numpy()])
 
 
 def constraints(model, kind, style: int, style_features, spacing_passes: int, turn_passes: int, bounds,
-                separation: Separation | None = None, separation_passes: int = 0, shapes=None, keep=None):  # fmt: skip
+                separation: Separation | None = None, separation_passes: int = 0, shapes=None, keep=None,
+                own_turn_passes: int = 0):  # fmt: skip
     """What each denoised estimate goes through before the sampler steps (None: nothing): the source's stacks and
-    distances between non-neighbours kept, turns at jumps matched to the style descriptor's (the given one, else
-    the style class's own; none for an unstyled remap), legs pulled to the source's lengths, then each slider
-    given the source's shape (`shapes`: the source's positions and each datapoint's slider; None leaves the
-    network's), and last the datapoints `keep` masks put back where it holds them (normalized positions, mask)."""
+    distances between non-neighbours kept, turns at jumps turned to the estimate's own turn channels
+    (`own_turn_passes`, models with them) and then matched to the style descriptor's (the given one, else the
+    style class's own; none for an unstyled remap), legs pulled to the source's lengths, then each slider given
+    the source's shape (`shapes`: the source's positions and each datapoint's slider; None leaves the network's),
+    and last the datapoints `keep` masks put back where it holds them (normalized positions, mask). Turn channels
+    pass through unchanged."""
     descriptor = style_features[0] if style_features is not None else None
     if descriptor is None and style:
         descriptor = model.class_descriptor(style)
     histogram = None if descriptor is None or not turn_passes else descriptor[:JUMP_ANGLE_BINS]
-    if histogram is None and not spacing_passes and separation is None and shapes is None and keep is None:
+    steered = histogram is not None or separation is not None or own_turn_passes
+    if not steered and not spacing_passes and shapes is None and keep is None:
         return None
-    path = AimPath.from_kinds(kind) if histogram is not None or separation is not None else None
+    path = AimPath.from_kinds(kind) if steered else None
+    min_leg = JUMP_PX / POSITION_SCALE
 
-    def constrain(x0, kwargs):  # positions and distances in the same normalized units
+    def constrain(estimate, kwargs):  # positions and distances in the same normalized units
+        x0, turns = estimate[..., :2], estimate[..., 2:]
         if separation is not None:
             x0 = keep_apart(x0, separation, path, passes=separation_passes)
+        if own_turn_passes:
+            x0 = follow_turns(x0, turns, path, min_leg, TURN_SCALE / 2, passes=own_turn_passes, bounds=bounds)
         if histogram is not None:
-            x0 = match_turns(x0, histogram, path, JUMP_PX / POSITION_SCALE, passes=turn_passes, bounds=bounds)
+            x0 = match_turns(x0, histogram, path, min_leg, passes=turn_passes, bounds=bounds)
         if spacing_passes:
             x0 = match_spacing(x0, kwargs["distance"], kwargs["mask"], passes=spacing_passes)
         if shapes is not None:
             x0 = keep_slider_shapes(x0, *shapes, bounds=bounds)
         if keep is not None:
             x0 = torch.where(keep[1][:, None], keep[0].to(x0), x0)
-        return x0
+        return torch.cat([x0, turns], -1)
 
     return constrain
 

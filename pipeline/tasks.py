@@ -48,11 +48,15 @@ class Task:
             kwargs["force_drop_ids"] = torch.zeros_like(batch[self.class_key], dtype=torch.bool)
         return kwargs
 
+    def target(self, batch: dict, config) -> torch.Tensor:
+        """What the network denoises."""
+        return batch[self.target_key]
+
     def losses(self, model, batch: dict, drop_labels: bool, generator: torch.Generator) -> dict:
         config = getattr(model, "module", model).config  # a DistributedDataParallel wrapper keeps it on .module
         return diffusion.training_losses(
             model,
-            batch[self.target_key],
+            self.target(batch, config),
             model_kwargs=self.model_kwargs(batch, drop_labels),
             mask=batch["mask"],
             generator=generator,
@@ -118,7 +122,14 @@ class PositionTask(Task):
             num_classes=self.num_classes,
             class_feature_dim=feature_dim,
             self_condition=self.args.self_condition,
+            turn_channels=self.args.turn_channels,
         )
+
+    def target(self, batch: dict, config) -> torch.Tensor:
+        """Positions, and with turn channels each aim point's turn beside them."""
+        if config.turn_channels:
+            return torch.cat([batch["position"], batch["turns"]], dim=-1)
+        return batch["position"]
 
     def init_model(self, model) -> None:
         """A fresh model's class descriptors: each class's own maps' (sampling asks for them by class)."""

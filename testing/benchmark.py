@@ -147,7 +147,8 @@ def _time_train(args: argparse.Namespace, cache: Path) -> dict:
     precision = resolve_precision(args.mixed_precision)  # the same choice train.py makes on this machine
     accelerator = Accelerator(cpu=True, mixed_precision=precision)
     options = argparse.Namespace(data_path=[cache], seq_len=args.seq_len, seed=0, model=args.model,
-                                 style_features="window", turn_loss_weight=0.0, self_condition=False)  # fmt: skip
+                                 style_features="window", turn_loss_weight=0.0, self_condition=False,
+                                 turn_channels=False)  # fmt: skip
     task = PositionTask(options)
     _, dataset, _ = task.datasets(accelerator)
     if len(dataset) == 0:

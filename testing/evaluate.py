@@ -41,6 +41,7 @@ from pipeline.remap import (  # noqa: E402
     DEFAULT_CKPT,
     GRID_CHOICES,
     OWN_STYLE_LABEL,
+    OWN_TURN_PASSES,
     SEPARATION_PASSES,
     SLIDER_SHAPES,
     SPACING_PASSES,
@@ -113,6 +114,7 @@ class Remapper:
         separation_passes: int = SEPARATION_PASSES,
         slider_shapes: str = "source",
         playtest: int | None = None,
+        own_turn_passes: int = OWN_TURN_PASSES,
     ):
         self.model, self.ckpt, self.styles = load_position_model(ckpt)
         # sample.py --playtest with its default player: the replay model's own plays choose what to re-sample.
@@ -128,6 +130,7 @@ class Remapper:
             spacing_passes=spacing_passes,
             strength=strength,
             turn_passes=turn_passes,
+            own_turn_passes=own_turn_passes,
             grid=grid,
             separation_passes=separation_passes,
             slider_shapes=slider_shapes,
@@ -149,6 +152,7 @@ class Remapper:
             args.separation_passes,
             args.slider_shapes,
             args.playtest,
+            args.own_turn_passes,
         )
 
     def style(self, style_id: int | None, mapper: str | None) -> int:
@@ -239,7 +243,8 @@ def evaluate(args: argparse.Namespace) -> dict:
         print(_row_line(row), flush=True)
     table = pd.DataFrame(rows, columns=COLUMNS)
     summary = summarize(table, skipped, failures)
-    options = "seed sampler spacing_passes strength turn_passes grid separation_passes slider_shapes".split()
+    options = "seed sampler spacing_passes strength turn_passes own_turn_passes grid separation_passes slider_shapes"
+    options = options.split()
     summary.update({name: getattr(args, name) for name in options})
     summary.update(style=label, ckpt=str(args.ckpt), steps=args.num_sampling_steps,
                    cfg_scale=guidance_scale(args.cfg_scale, styled=style != 0))  # fmt: skip
@@ -443,6 +448,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--spacing-passes", type=int, default=SPACING_PASSES, help="passes per step pulling distances to the source's"
     )
     p.add_argument("--turn-passes", type=int, default=TURN_PASSES, help="passes per step matching turns to the style's")
+    p.add_argument(
+        "--own-turn-passes", type=int, default=OWN_TURN_PASSES, help="passes per step turning to the network's turns"
+    )
     p.add_argument(
         "--separation-passes", type=int, default=SEPARATION_PASSES, help="passes keeping non-neighbours apart"
     )

@@ -6,14 +6,19 @@ import numpy as np
 import pytest
 import torch
 
-from data.beatmap.datapoints import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
+from data.beatmap.codec import encode
+from data.beatmap.datapoints import AIM_TYPES, PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
+from data.beatmap.osu_reader import read_beatmap
 from data.cache import STYLES_FILE
 from data.position_io import (
     POSITION_CENTER,
     POSITION_SCALE,
+    TURN_MIN_LEG,
+    TURN_SCALE,
     denormalize_positions,
     full_map_sample,
     normalize_positions,
+    turn_channels,
 )
 from data.prepare import prepare
 from data.spans import window_starts
@@ -83,6 +88,7 @@ def test_sample_fields_have_the_promised_types(cache: Path):
     sample = both_splits(cache)[0][0]
     expected = {
         "position": (torch.float32, (SEQ_LEN, 2)),
+        "turns": (torch.float32, (SEQ_LEN, 2)),
         "time_ms": (torch.float32, (SEQ_LEN,)),
         "distance": (torch.float32, (SEQ_LEN,)),
         "kind": (torch.int64, (SEQ_LEN,)),
@@ -112,7 +118,32 @@ def test_mirror_keeps_distances_and_only_flips_axes(cache: Path):
         # Relative time is kept, absolute time is shifted.
         times = a["time_ms"][mask] - b["time_ms"][mask]
         assert torch.allclose(times, times[0].expand_as(times), atol=1e-2)
+        # A mirror through one axis turns every turn the other way; through both, a half turn, it keeps them.
+        sign = match[-1][0] * match[-1][1]
+        torch.testing.assert_close(a["turns"], b["turns"] * torch.tensor([1.0, sign]), atol=1e-5, rtol=0)
     assert len(flips) == 4
+
+
+def test_turn_channels_are_the_turns_at_jumps_of_the_aim_path(fixture_maps):
+    datapoints = encode(read_beatmap(next(p for p in fixture_maps if "Aka no Ha" in p.name)))
+    position = normalize_positions(datapoints.position)
+    turns = turn_channels(position, datapoints.kind)
+    hit = np.flatnonzero(np.isin(datapoints.kind, sorted(AIM_TYPES)))
+    drawn = np.linalg.norm(turns, axis=1) > 0
+    assert set(np.flatnonzero(drawn)) <= set(hit[1:-1].tolist())  # anchors and the path's ends draw none
+    np.testing.assert_allclose(np.linalg.norm(turns[drawn], axis=1), TURN_SCALE, rtol=1e-5)
+    checked = 0
+    for before, here, after in zip(hit[:-2], hit[1:-1], hit[2:], strict=True):
+        into, out = (position[here] - position[before]).astype(float), (position[after] - position[here]).astype(float)
+        if min(np.linalg.norm(into), np.linalg.norm(out)) <= TURN_MIN_LEG:
+            assert not drawn[here]
+            continue
+        cosine = into @ out / (np.linalg.norm(into) * np.linalg.norm(out))
+        left = into[0] * out[1] - into[1] * out[0] > 0
+        sine = np.sqrt(max(0.0, 1 - cosine**2)) * (1 if left else -1)
+        np.testing.assert_allclose(turns[here] / TURN_SCALE, [cosine, sine], atol=1e-4)
+        checked += 1
+    assert checked > 50
 
 
 def test_same_seed_same_sample_and_epochs_differ(cache: Path):

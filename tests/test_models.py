@@ -315,7 +315,9 @@ def test_bf16_cpu_attention_matches_fp32_attention_and_its_gradients(length):
 def test_configs_stored_before_a_field_existed_keep_the_old_behaviour():
     stored = preset_config("DiT-T").to_dict()
     del stored["gelu_approximate"]  # as in checkpoints written before exact GELU became the default
+    del stored["turn_channels"], stored["self_condition"]
     old = PositionDiT(DiTConfig.from_dict(stored))
     assert old.backbone.blocks[0].mlp[1].approximate == "tanh"
     assert not old.config.self_condition and not hasattr(old, "self_cond_embedder")
+    assert not old.config.turn_channels and old.x_embedder.in_features == 2
     assert PositionDiT(preset_config("DiT-T")).backbone.blocks[0].mlp[1].approximate == "none"

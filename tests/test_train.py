@@ -165,7 +165,17 @@ def test_a_self_conditioned_run_resumes_exactly_and_its_checkpoint_says_so(cache
         assert torch.equal(value, resumed["model_state"][key]), key
 
 
-def test_self_condition_is_refused_for_the_replay_task(tmp_path, capsys):
+@pytest.mark.parametrize("flag", ["--self-condition", "--turn-channels"])
+def test_position_only_flags_are_refused_for_the_replay_task(tmp_path, capsys, flag):
     with pytest.raises(SystemExit) as err:
-        train.parse_args(["--data-path", str(tmp_path), "--task", "replay", "--self-condition"])
-    assert err.value.code == 2 and "--self-condition" in capsys.readouterr().err
+        train.parse_args(["--data-path", str(tmp_path), "--task", "replay", flag])
+    assert err.value.code == 2 and flag in capsys.readouterr().err
+
+
+def test_a_turn_channel_run_learns_four_channels_and_its_checkpoint_says_so(cache, tmp_path):
+    run([*TINY, "--data-path", str(cache), "--turn-channels", "--results-dir", str(tmp_path), "--max-steps", "2"])
+    ckpt = load_checkpoint(tmp_path / "checkpoints" / "step_0000002.pt")
+    config = ckpt["config"]["model_config"]
+    assert config["turn_channels"] is True and config["in_channels"] == 4
+    assert ckpt["ema_state"]["x_embedder.weight"].shape[1] == 4
+    assert ckpt["ema_state"]["final_layer.linear.weight"].shape[0] == 4
