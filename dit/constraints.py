@@ -97,21 +97,24 @@ def match_turns(
 ) -> Tensor:
     """Rotate legs about their shared points so the turning angles at jumps take the distribution `histogram`.
 
-    x [B, L, 2] positions; histogram [bins] the wanted share of jump turns per equal-width bin of [0, pi] (a
-    style descriptor's jump-turn bins); path from AimPath.from_kinds; a turn counts when both its legs are longer
-    than min_leg (x's units). Each pass sorts the turns and gives each the angle of the same rank in the
-    histogram (the 1-D optimal transport); `_steer_turns` says how the legs turn there.
+    x [B, L, 2] positions; histogram [bins], or [B, bins] one per item, the wanted share of jump turns per
+    equal-width bin of [0, pi] (a style descriptor's jump-turn bins, or `drawn_turn_histogram`); path from
+    AimPath.from_kinds; a turn counts when both its legs are longer than min_leg (x's units). Each pass sorts the
+    turns and gives each the angle of the same rank in the histogram (the 1-D optimal transport); `_steer_turns`
+    says how the legs turn there. An item whose histogram is empty is left as it is.
     """
-    if len(path.hit) < 3 or float(histogram.sum()) <= 0:
+    histograms = histogram.to(x.device, torch.float64).expand(len(x), -1)
+    if len(path.hit) < 3 or float(histograms.sum(-1).max()) <= 0:
         return x
-    histogram = histogram.to(x.device, torch.float64)
 
     def wanted(turn: Tensor, item: int, jump: Tensor) -> tuple[Tensor, Tensor]:
+        if float(histograms[item].sum()) <= 0:
+            return torch.zeros_like(turn), torch.zeros_like(jump)
         count = int(jump.sum())
         order = torch.argsort(turn[jump], stable=True)
         levels = (torch.arange(count, dtype=turn.dtype, device=turn.device) + 0.5) / count
         ranked = torch.empty(count, dtype=turn.dtype, device=turn.device)
-        ranked[order] = histogram_quantiles(histogram, levels)
+        ranked[order] = histogram_quantiles(histograms[item], levels)
         target = torch.zeros_like(turn)
         target[jump] = ranked
         return target, jump
@@ -119,33 +122,20 @@ def match_turns(
     return _steer_turns(x, wanted, path, min_leg, passes, rate, bounds)
 
 
-def follow_turns(
-    x: Tensor,
-    turns: Tensor,
-    path: AimPath,
-    min_leg: float,
-    min_norm: float,
-    passes: int = 4,
-    rate: float = 0.5,
-    bounds: tuple[Tensor, Tensor] | None = None,
-) -> Tensor:
-    """Rotate legs about their shared points so each jump turns by as much as the network's own turn channels
-    say there (a model with DiTConfig.turn_channels draws them beside the positions).
+def drawn_turn_histogram(turns: Tensor, path: AimPath, min_norm: float, bins: int) -> Tensor:
+    """[B, bins] counts of the turn sizes a model with turn channels draws at the inner aim points, per
+    equal-width bin of [0, pi]: the histogram that model's own turns make, for match_turns.
 
-    turns [B, L, 2] the channels' estimate, a vector (cos, sin) of the turn at each aim point, scaled; a point
-    whose vector is shorter than `min_norm` is one the network does not draw as a jump and is left alone. Only
-    the size of the turn is followed; which side it turns to stays the positions'.
+    turns [B, L, 2] the channels' estimate, a vector (cos, sin) of the turn at each aim point, scaled; a vector
+    shorter than `min_norm` is a point the network does not draw as a jump.
     """
     if len(path.hit) < 3:
-        return x
+        return torch.zeros(len(turns), bins, dtype=torch.float64, device=turns.device)
     channel = turns[:, path.hit[1:-1]].double()
     size = torch.atan2(channel[..., 1], channel[..., 0]).abs()
-    drawn = channel.norm(dim=-1) > min_norm
-
-    def wanted(turn: Tensor, item: int, jump: Tensor) -> tuple[Tensor, Tensor]:
-        return size[item], jump & drawn[item]
-
-    return _steer_turns(x, wanted, path, min_leg, passes, rate, bounds)
+    index = (size / math.pi * bins).long().clamp(0, bins - 1)
+    weight = (channel.norm(dim=-1) > min_norm).double()
+    return torch.zeros(len(turns), bins, dtype=torch.float64, device=turns.device).scatter_add_(1, index, weight)
 
 
 def _steer_turns(x: Tensor, wanted, path: AimPath, min_leg: float, passes: int, rate: float, bounds) -> Tensor:
@@ -167,11 +157,11 @@ def _steer_turns(x: Tensor, wanted, path: AimPath, min_leg: float, passes: int, 
             into = points[1:-1] - points[:-2]
             out_leg = points[2:] - points[1:-1]
             jump = (into.norm(dim=-1) > min_leg) & (out_leg.norm(dim=-1) > min_leg)
-            if not bool(jump.any()):
-                break
             cross = into[:, 0] * out_leg[:, 1] - into[:, 1] * out_leg[:, 0]
             signed = torch.atan2(cross, (into * out_leg).sum(-1))
             target, steer = wanted(signed.abs(), index, jump)
+            if not bool(steer.any()):
+                break
             error = torch.where(steer, target - signed.abs(), torch.zeros_like(signed))
             # turning further means rotating the out-leg towards the side it already turns to
             half = 0.5 * rate * error * torch.where(signed < 0, -1.0, 1.0)

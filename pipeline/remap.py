@@ -31,7 +31,7 @@ from dit.checkpoint import build_model_from_checkpoint, load_checkpoint
 from dit.constraints import (
     AimPath,
     Separation,
-    follow_turns,
+    drawn_turn_histogram,
     keep_apart,
     keep_slider_shapes,
     match_spacing,
@@ -49,7 +49,8 @@ SPACING_PASSES = 8
 # Passes per step matching the turns at jumps to the style's histogram: the network reads a descriptor's mean
 # turn but not its shape (docs/measurements.md gives both figures).
 TURN_PASSES = 4
-# Passes per step turning the positions to the network's own turn channels (models trained with them only).
+# Passes per step matching the turns at jumps to the histogram the network's own turn channels draw (models trained
+# with them only): alone its positions turn flatter than its channels do (docs/decisions.md).
 OWN_TURN_PASSES = 4
 # Passes per step keeping non-neighbours apart and the source's stacks stacked: the network crowds objects that
 # are on screen together and never stacks exactly (testing/map_discriminator.py's most telling features).
@@ -186,8 +187,8 @@ def generate_positions(
     2021, arXiv:2108.01073), so the output keeps what that much noise leaves of it. `keep` (positions in px [N, 2]
     and a mask [N]) holds the masked datapoints where they are and samples the rest around them (inpainting: every
     denoised estimate takes the kept positions, so the network sees them as context at every step).
-    `own_turn_passes`: a model with turn channels turns its positions to them at every step (0: they are drawn
-    and left unused)."""
+    `own_turn_passes`: a model with turn channels matches its positions' turns to the histogram of the turns its
+    channels draw, at every step (0: they are drawn and left unused)."""
     fields = map_tensors(datapoints, style)
     batch = {k: v.unsqueeze(0).expand(num_variants, *v.shape) for k, v in fields.items()}
     extra = {k: batch[k] for k in ("time_ms", "distance", "kind", "style", "mask")}
@@ -247,8 +248,8 @@ def constraints(model, kind, style: int, style_features, spacing_passes: int, tu
                 separation: Separation | None = None, separation_passes: int = 0, shapes=None, keep=None,
                 own_turn_passes: int = 0):  # fmt: skip
     """What each denoised estimate goes through before the sampler steps (None: nothing): the source's stacks and
-    distances between non-neighbours kept, turns at jumps turned to the estimate's own turn channels
-    (`own_turn_passes`, models with them) and then matched to the style descriptor's (the given one, else the
+    distances between non-neighbours kept, turns at jumps matched to the histogram of the estimate's own turn
+    channels (`own_turn_passes`, models with them) and then to the style descriptor's (the given one, else the
     style class's own; none for an unstyled remap), legs pulled to the source's lengths, then each slider given
     the source's shape (`shapes`: the source's positions and each datapoint's slider; None leaves the network's),
     and last the datapoints `keep` masks put back where it holds them (normalized positions, mask). Turn channels
@@ -267,8 +268,9 @@ def constraints(model, kind, style: int, style_features, spacing_passes: int, tu
         x0, turns = estimate[..., :2], estimate[..., 2:]
         if separation is not None:
             x0 = keep_apart(x0, separation, path, passes=separation_passes)
-        if own_turn_passes:
-            x0 = follow_turns(x0, turns, path, min_leg, TURN_SCALE / 2, passes=own_turn_passes, bounds=bounds)
+        if own_turn_passes:  # the turn histogram the network draws for this map, matched by rank like a style's
+            drawn = drawn_turn_histogram(turns, path, TURN_SCALE / 2, JUMP_ANGLE_BINS)
+            x0 = match_turns(x0, drawn, path, min_leg, passes=own_turn_passes, bounds=bounds)
         if histogram is not None:
             x0 = match_turns(x0, histogram, path, min_leg, passes=turn_passes, bounds=bounds)
         if spacing_passes:
