@@ -130,7 +130,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--turn-channels",
         action="store_true",
         help="position task: the network also denoises each aim point's turn between jumps, as two more channels "
-        "(sampling turns the positions to them)",
+        "(sampling matches the positions' turns to the histogram they draw)",
     )
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
     p.add_argument("--seed", type=int, default=0, help="seed of data order, augmentation, noise and init")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from data.beatmap.datapoints import AIM_TYPES, PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Datapoints
+from data.style_features import JUMP_PX
 
 # normalized = (px - center) / scale: the 512x384 playfield maps into [-0.8, 0.8] x [-0.6, 0.6], leaving room for
 # slider anchors placed off-screen, and the sampler's clip to [-1, 1] keeps them.
@@ -22,7 +23,7 @@ PAD_KIND = 0  # kind of padding tokens; they are masked out, any valid type woul
 # Turn channels (DiTConfig.turn_channels) are unit vectors scaled to about the positions' spread, so the noise
 # schedule settles turns at about the noise level where it settles the legs they join.
 TURN_SCALE = 0.5
-TURN_MIN_LEG = 40.0 / POSITION_SCALE  # a turn between two jumps (style_features.JUMP_PX): what the evaluation judges
+TURN_MIN_LEG = JUMP_PX / POSITION_SCALE  # a turn between two jumps: what the evaluation judges
 
 _CENTER = np.array(POSITION_CENTER, np.float32)
 

@@ -40,7 +40,8 @@ class DiTConfig:
     # x0, so at high noise it can refine a layout's shape between neighbours instead of redrawing it each step.
     self_condition: bool = False
     # Position model: two more channels beside x and y, each aim point's turn between jumps as a scaled unit vector
-    # (data.position_io.turn_channels), denoised with the positions; the sampler turns the positions to them.
+    # (data.position_io.turn_channels), denoised with the positions; the sampler matches the positions' turns to the
+    # histogram they draw.
     turn_channels: bool = False
     # Exact GELU is faster than the tanh form on CPU (docs/decisions.md); checkpoints written before this field
     # existed used "tanh" and keep it (LEGACY_FIELDS).

@@ -249,11 +249,11 @@ def constraints(model, kind, style: int, style_features, spacing_passes: int, tu
                 own_turn_passes: int = 0):  # fmt: skip
     """What each denoised estimate goes through before the sampler steps (None: nothing): the source's stacks and
     distances between non-neighbours kept, turns at jumps matched to the style descriptor's (the given one, else
-    the style class's own; none for an unstyled remap), legs pulled to the source's lengths, then each slider
-    given the source's shape (`shapes`: the source's positions and each datapoint's slider; None leaves the
-    network's), turns at jumps matched to the histogram of the estimate's own turn channels (`own_turn_passes`,
-    models with them), and last the datapoints `keep` masks put back where it holds them (normalized positions,
-    mask). Turn channels pass through unchanged."""
+    the style class's own; none for an unstyled remap), legs pulled to the source's lengths, turns at jumps
+    matched to the histogram of the estimate's own turn channels (`own_turn_passes`, models with them), then each
+    slider given the source's shape (`shapes`: the source's positions and each datapoint's slider; None leaves the
+    network's), and last the datapoints `keep` masks put back where it holds them (normalized positions, mask).
+    Turn channels pass through unchanged."""
     descriptor = style_features[0] if style_features is not None else None
     if descriptor is None and style:
         descriptor = model.class_descriptor(style)
@@ -272,11 +272,11 @@ def constraints(model, kind, style: int, style_features, spacing_passes: int, tu
             x0 = match_turns(x0, histogram, path, min_leg, passes=turn_passes, bounds=bounds)
         if spacing_passes:
             x0 = match_spacing(x0, kwargs["distance"], kwargs["mask"], passes=spacing_passes)
-        if shapes is not None:
-            x0 = keep_slider_shapes(x0, *shapes, bounds=bounds)
-        if own_turn_passes:  # last, so the constraints before cannot flatten the turns the network draws
+        if own_turn_passes:  # after the pulls that flatten them; before slider shapes, which it would scale
             drawn = drawn_turn_histogram(turns, path, TURN_SCALE / 2, JUMP_ANGLE_BINS)
             x0 = match_turns(x0, drawn, path, min_leg, passes=own_turn_passes, bounds=bounds)
+        if shapes is not None:
+            x0 = keep_slider_shapes(x0, *shapes, bounds=bounds)
         if keep is not None:
             x0 = torch.where(keep[1][:, None], keep[0].to(x0), x0)
         return torch.cat([x0, turns], -1)
