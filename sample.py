@@ -90,8 +90,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--own-turn-passes",
         type=int,
         default=OWN_TURN_PASSES,
-        help="a checkpoint trained with --turn-channels: passes per step turning the positions to the turns the "
-        "network draws beside them (0: the positions alone)",
+        help="a checkpoint trained with --turn-channels: passes per step matching the turns at jumps to the "
+        "histogram of the turns the network draws beside the positions (0: the positions' own turns)",
     )
     p.add_argument(
         "--separation-passes",

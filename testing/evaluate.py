@@ -449,7 +449,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--turn-passes", type=int, default=TURN_PASSES, help="passes per step matching turns to the style's")
     p.add_argument(
-        "--own-turn-passes", type=int, default=OWN_TURN_PASSES, help="passes per step turning to the network's turns"
+        "--own-turn-passes", type=int, default=OWN_TURN_PASSES, help="passes matching turns to the network's own"
     )
     p.add_argument(
         "--separation-passes", type=int, default=SEPARATION_PASSES, help="passes keeping non-neighbours apart"

@@ -99,7 +99,7 @@ def test_strength_names_the_remap_repeats_and_is_checked(tiny_ckpt, fixture_maps
 
 def test_negative_pass_counts_are_refused(tiny_ckpt, fixture_maps, tmp_path):
     source = next(p for p in fixture_maps if "Red Goose" in p.name)
-    for flag in ("--turn-passes", "--spacing-passes"):
+    for flag in ("--turn-passes", "--spacing-passes", "--own-turn-passes"):
         with pytest.raises(SystemExit) as exit_info:
             sample.main(
                 ["--beatmap", str(source), "--ckpt", str(tiny_ckpt), flag, "-1", "--output", str(tmp_path / "x.osu")]
