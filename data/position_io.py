@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from data.beatmap.datapoints import AIM_TYPES, PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Datapoints
-from data.style_features import JUMP_PX
+from data.style_features import JUMP_PX, leg_turns
 
 # normalized = (px - center) / scale: the 512x384 playfield maps into [-0.8, 0.8] x [-0.6, 0.6], leaving room for
 # slider anchors placed off-screen, and the sampler's clip to [-1, 1] keeps them.
@@ -55,11 +55,9 @@ def turn_channels(position: np.ndarray, kind: np.ndarray) -> np.ndarray:
     hit = np.flatnonzero(np.isin(kind, sorted(AIM_TYPES)))
     if len(hit) < 3:
         return out
-    points = np.asarray(position, np.float64)[hit]
-    into, out_leg = points[1:-1] - points[:-2], points[2:] - points[1:-1]
-    jump = (np.linalg.norm(into, axis=1) > TURN_MIN_LEG) & (np.linalg.norm(out_leg, axis=1) > TURN_MIN_LEG)
-    cross = into[:, 0] * out_leg[:, 1] - into[:, 1] * out_leg[:, 0]
-    angle = np.arctan2(cross, (into * out_leg).sum(1))[jump]
+    angle, into, out_leg, cross = leg_turns(np.asarray(position)[hit])
+    jump = (into > TURN_MIN_LEG) & (out_leg > TURN_MIN_LEG)
+    angle = np.where(cross < 0, -angle, angle)[jump]
     out[hit[1:-1][jump]] = TURN_SCALE * np.stack([np.cos(angle), np.sin(angle)], 1)
     return out
 

@@ -108,31 +108,30 @@ def test_negative_pass_counts_are_refused(tiny_ckpt, fixture_maps, tmp_path):
     assert not (tmp_path / "x.osu").exists()
 
 
+def remap_bytes(ckpt, source, out, *extra: str) -> bytes:
+    """A 4-step remap of `source` at seed 3 through sample.py, as written."""
+    args = ["--beatmap", str(source), "--ckpt", str(ckpt), "--output", str(out), "--seed", "3", *extra]
+    assert sample.main([*args, "--num-sampling-steps", "4", "--no-progress"]) == 0
+    return out.read_bytes()
+
+
+def assert_rhythm_kept(remap, source) -> None:
+    assert [h.time_ms for h in read_beatmap(remap).hit_objects] == [h.time_ms for h in read_beatmap(source).hit_objects]
+
+
 def test_a_turn_channel_checkpoint_remaps_the_same_bytes_twice_and_keeps_the_rhythm(fixture_maps, tmp_path):
     ckpt = tiny_position_checkpoint(tmp_path / "tiny", "--turn-channels")
     source = next(p for p in fixture_maps if "Red Goose" in p.name)
-    outputs = []
-    for name, extra in (("a.osu", []), ("b.osu", []), ("c.osu", ["--strength", "0.5"])):
-        out = tmp_path / name
-        args = ["--beatmap", str(source), "--ckpt", str(ckpt), "--output", str(out), "--seed", "3", *extra]
-        assert sample.main([*args, "--num-sampling-steps", "4", "--no-progress"]) == 0
-        outputs.append(out.read_bytes())
-    assert outputs[0] == outputs[1] != outputs[2]
+    a, b = (remap_bytes(ckpt, source, tmp_path / name) for name in ("a.osu", "b.osu"))
+    c = remap_bytes(ckpt, source, tmp_path / "c.osu", "--strength", "0.5")
+    assert a == b != c
     for name in ("a.osu", "c.osu"):
-        remapped = read_beatmap(tmp_path / name)
-        assert [h.time_ms for h in remapped.hit_objects] == [h.time_ms for h in read_beatmap(source).hit_objects]
+        assert_rhythm_kept(tmp_path / name, source)
 
 
 def test_a_self_conditioned_checkpoint_remaps_the_same_bytes_twice(fixture_maps, tmp_path):
     # The denoiser carries each step's estimate to the next; no state may leak from one remap into the next.
     ckpt = tiny_position_checkpoint(tmp_path / "tiny", "--self-condition")
     source = next(p for p in fixture_maps if "Red Goose" in p.name)
-    outputs = []
-    for name in ("a.osu", "b.osu"):
-        out = tmp_path / name
-        args = ["--beatmap", str(source), "--ckpt", str(ckpt), "--output", str(out), "--seed", "3"]
-        assert sample.main([*args, "--num-sampling-steps", "4", "--no-progress"]) == 0
-        outputs.append(out.read_bytes())
-    assert outputs[0] == outputs[1]
-    remapped = read_beatmap(tmp_path / "a.osu")
-    assert [h.time_ms for h in remapped.hit_objects] == [h.time_ms for h in read_beatmap(source).hit_objects]
+    assert remap_bytes(ckpt, source, tmp_path / "a.osu") == remap_bytes(ckpt, source, tmp_path / "b.osu")
+    assert_rhythm_kept(tmp_path / "a.osu", source)
