@@ -40,6 +40,7 @@ from pipeline.remap import (
     SEPARATION_PASSES,
     SLIDER_SHAPES,
     SPACING_PASSES,
+    SPREAD_CHOICES,
     STYLE_CFG_SCALE,
     TURN_PASSES,
     strength_value,
@@ -99,6 +100,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=SEPARATION_PASSES,
         help="passes per step keeping objects on screen together as far apart as the source keeps them, and its "
         "stacks stacked (0: the network's own layout)",
+    )
+    p.add_argument(
+        "--spread",
+        choices=SPREAD_CHOICES,
+        default="style",
+        help="style: every step's layout spreads over the field no wider than the style's (the source's own by "
+        "default; an --unconditional remap has none); network: as wide as the network and the pulls draw it",
     )
     p.add_argument(
         "--slider-shapes",

@@ -20,6 +20,7 @@ MIN_LEG_PX = 2.0  # shorter legs (stacks) have no direction
 JUMP_ANGLE_BINS = 8
 STREAM_ANGLE_BINS = 4
 STYLE_FEATURE_DIM = JUMP_ANGLE_BINS + STREAM_ANGLE_BINS + 1 + 3
+SPREAD_INDEX = JUMP_ANGLE_BINS + STREAM_ANGLE_BINS + 1  # where the x and y spreads sit in the descriptor
 
 _AIM_KINDS = np.array(sorted(AIM_TYPES), np.int8)
 
@@ -72,12 +73,17 @@ def span_features(position_px: np.ndarray, kind: np.ndarray) -> np.ndarray:
     i += STREAM_ANGLE_BINS
     signs = np.sign(cross[jumps])
     features[i] = float(np.mean(signs[1:] == signs[:-1])) if len(signs) > 1 else 0.0
-    i += 1
+    i = SPREAD_INDEX
     centre = np.array([PLAYFIELD_WIDTH / 2, PLAYFIELD_HEIGHT / 2])
     features[i] = points[:, 0].std() / (PLAYFIELD_WIDTH / 2)
     features[i + 1] = points[:, 1].std() / (PLAYFIELD_HEIGHT / 2)
     features[i + 2] = np.linalg.norm(points - centre, axis=1).mean() / (PLAYFIELD_WIDTH / 2)
     return features
+
+
+def descriptor_spread_px(features) -> tuple[float, float]:
+    """The standard deviation of a descriptor's aim points in x and y, px (0 where it has too few to say)."""
+    return float(features[SPREAD_INDEX]) * PLAYFIELD_WIDTH / 2, float(features[SPREAD_INDEX + 1]) * PLAYFIELD_HEIGHT / 2
 
 
 def class_feature_table(table, arrays, num_classes: int) -> np.ndarray:

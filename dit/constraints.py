@@ -18,13 +18,21 @@ from torch import Tensor
 from data.beatmap.datapoints import AIM_TYPES, ANCHOR_TYPES, SLIDER_END_TYPES, SLIDER_HEAD_TYPES
 
 
-def match_spacing(x: Tensor, target: Tensor, mask: Tensor, passes: int = 8, rate: float = 0.5) -> Tensor:
+def match_spacing(
+    x: Tensor,
+    target: Tensor,
+    mask: Tensor,
+    passes: int = 8,
+    rate: float = 0.5,
+    bounds: tuple[Tensor, Tensor] | None = None,
+) -> Tensor:
     """Move points along their legs so each leg's length approaches `target`.
 
     x [B, L, 2] positions, target [B, L] wanted distance of each point to the one before it (same units as x),
     mask [B, L] True for real points. Jacobi relaxation: each leg pushes (or pulls) its two ends apart along
     itself by half its error, times `rate`; a point between two legs takes both pushes. Legs of length 0 have no
-    direction and are left alone.
+    direction and are left alone. `bounds` (low, high) [2]: every pass ends clipped to them, so a long jump whose
+    end meets the playfield's edge is lengthened from its other end rather than cut short by the final clip.
     """
     legs_real = (mask[:, 1:] & mask[:, :-1]).to(x.dtype)
     for _ in range(passes):
@@ -33,7 +41,38 @@ def match_spacing(x: Tensor, target: Tensor, mask: Tensor, passes: int = 8, rate
         scale = torch.where(length > 1e-6, (target[:, 1:] - length) / length.clamp_min(1e-6), torch.zeros_like(length))
         push = (0.5 * rate * scale * legs_real).unsqueeze(-1) * leg
         x = x + F.pad(push, (0, 0, 1, 0)) - F.pad(push, (0, 0, 0, 1))
+        if bounds is not None:
+            x = torch.maximum(torch.minimum(x, bounds[1].to(x)), bounds[0].to(x))
     return x
+
+
+def lowpass(x: Tensor, sigma: float) -> Tensor:
+    """x [B, L, C] smoothed along L by a Gaussian of `sigma` points (ends held): the layout's slow drift."""
+    radius = max(1, int(3 * sigma))
+    taps = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    channels = x.shape[-1]
+    kernel = (kernel / kernel.sum()).view(1, 1, -1).repeat(channels, 1, 1)
+    padded = F.pad(x.transpose(1, 2), (radius, radius), mode="replicate")
+    return F.conv1d(padded, kernel, groups=channels).transpose(1, 2)
+
+
+def narrow_spread(x: Tensor, wanted: Tensor, hit: Tensor, sigma: float, least: float = 0.5) -> Tensor:
+    """Scale the slow drift of each item's layout (`lowpass` of x) about its centre, per axis, so its aim points
+    (`hit`, indices into L) spread no wider than `wanted` [2] (standard deviation, x's units); never wider, and
+    at most down to `least` of the drift. The drift moves many neighbours alike, so legs and turns barely change:
+    what moves is where on the field a passage sits.
+
+    The pulls that lengthen legs and keep non-neighbours apart push every step's estimate outwards, and the
+    clip then piles objects onto the playfield's edge; this undoes that widening, towards the style's spread.
+    """
+    drift = lowpass(x, sigma)
+    points, slow = x[:, hit], drift[:, hit]
+    slow_var = slow.var(dim=1).clamp_min(1e-12)
+    fast_var = (points.var(dim=1) - slow_var).clamp_min(0)  # drift and the rest taken as uncorrelated
+    scale = ((wanted.to(x) ** 2 - fast_var).clamp_min(0) / slow_var).sqrt().clamp(least, 1.0)
+    centre = slow.mean(dim=1, keepdim=True)
+    return x + (scale[:, None, :] - 1) * (drift - centre)
 
 
 @dataclass(frozen=True)
@@ -144,10 +183,10 @@ def _steer_turns(x: Tensor, wanted, path: AimPath, min_leg: float, passes: int, 
     other half, times `rate`. One rotation keeps both legs' lengths, but a point also turns about its other
     neighbour, so the moves summed stretch legs: two relaxation passes after each pull the aim path's legs back to
     their lengths on entry. Slider anchors follow their slider's head and end (a rotation and scale about the
-    head). `bounds` (low, high) [2]: a point whose move would take it outside stays put that pass, so steered maps
-    do not pile onto the playfield's edge."""
+    head). `bounds` (low, high) [2]: a point whose move would take it outside stays put that pass, and the
+    relaxation passes clip to them, so steered maps do not pile onto the playfield's edge."""
     if bounds is not None:
-        low, high = (b.to(x.device, torch.float64) for b in bounds)
+        low, high = bounds = tuple(b.to(x.device, torch.float64) for b in bounds)
     out = []
     for index, item in enumerate(x):
         points = item[path.hit].double()
@@ -171,7 +210,7 @@ def _steer_turns(x: Tensor, wanted, path: AimPath, min_leg: float, passes: int, 
             if bounds is not None:  # no point is turned off the field, where the clip would crowd the edge
                 moved = points + move
                 move[((moved < low) | (moved > high)).any(-1)] = 0
-            points = match_spacing((points + move)[None], lengths, everywhere, passes=2)[0]
+            points = match_spacing((points + move)[None], lengths, everywhere, passes=2, bounds=bounds)[0]
         out.append(_place_hits(item, path, points))
     return torch.stack(out)
 

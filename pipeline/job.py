@@ -62,6 +62,7 @@ class Job:
     own_turn_passes: int = OWN_TURN_PASSES
     separation_passes: int = SEPARATION_PASSES
     slider_shapes: str = "source"
+    spread: str = "style"
     strength: float = 1.0
     grid: str = "auto"
     seed: int = 0
@@ -151,6 +152,7 @@ def run(job: Job) -> list[Path]:
         "own_turn_passes": job.own_turn_passes,
         "separation_passes": job.separation_passes,
         "slider_shapes": job.slider_shapes,
+        "spread": job.spread,
         "strength": job.strength,
         "grid": job.grid,
     }

@@ -24,7 +24,7 @@ from data.position_io import (
     playfield_bounds,
 )
 from data.replay.mods import circle_radius_px
-from data.style_features import JUMP_ANGLE_BINS, JUMP_PX, playable_style_features
+from data.style_features import JUMP_ANGLE_BINS, JUMP_PX, descriptor_spread_px, playable_style_features
 from data.tables import StyleTable
 from dit import diffusion
 from dit.checkpoint import build_model_from_checkpoint, load_checkpoint
@@ -36,6 +36,7 @@ from dit.constraints import (
     keep_slider_shapes,
     match_spacing,
     match_turns,
+    narrow_spread,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,9 +56,16 @@ OWN_TURN_PASSES = 4
 # Passes per step keeping non-neighbours apart and the source's stacks stacked: the network crowds objects that
 # are on screen together and never stacks exactly (testing/map_discriminator.py's most telling features).
 SEPARATION_PASSES = 4
-APART_RADII = 2.0  # pairs the source keeps at least this many circle radii apart stay that far apart
+# Pairs the source keeps at least this many circle radii apart stay that far apart: at 2 the remaps' closest
+# non-neighbours sat nearer than the sources' (docs/decisions.md).
+APART_RADII = 3.0
 SEPARATION_OBJECTS = 16  # pairs up to this many aim points apart ...
 SEPARATION_MS = 4000.0  # ... and this close in time: what is on screen together
+# Each step's layout spreads no wider than the style's: the pulls above widen it and the clip piles the excess on
+# the playfield's edge (testing/map_discriminator.py's most telling feature after crowding). Its slow drift over
+# this many datapoints is what is narrowed.
+SPREAD_CHOICES = ("style", "network")
+SPREAD_SIGMA = 8.0
 # Sliders keep the source's shape, turned and moved where the network puts them: alone it draws them straighter.
 SLIDER_SHAPES = ("source", "network")
 GRID_CHOICES = ("auto", "none", *map(str, sorted(GRID_SIZES_PX)))
@@ -180,6 +188,7 @@ def generate_positions(
     sliders: np.ndarray | None = None,
     slider_shapes: str = "source",
     keep: tuple[np.ndarray, np.ndarray] | None = None,
+    spread: str = "style",
 ) -> np.ndarray:
     """New positions in px, [num_variants, N, 2], for a whole map in one pass (attention cost is linear in N).
     `style_features` (a reference map's descriptor) stand in for the style class's own. `strength` below 1 starts
@@ -188,7 +197,8 @@ def generate_positions(
     and a mask [N]) holds the masked datapoints where they are and samples the rest around them (inpainting: every
     denoised estimate takes the kept positions, so the network sees them as context at every step).
     `own_turn_passes`: a model with turn channels matches its positions' turns to the histogram of the turns its
-    channels draw, at every step (0: they are drawn and left unused)."""
+    channels draw, at every step (0: they are drawn and left unused). `spread`: "style" narrows every step's layout
+    to the style's spread (none for an unstyled remap); "network" leaves it as the network and the pulls draw it."""
     fields = map_tensors(datapoints, style)
     batch = {k: v.unsqueeze(0).expand(num_variants, *v.shape) for k, v in fields.items()}
     extra = {k: batch[k] for k in ("time_ms", "distance", "kind", "style", "mask")}
@@ -229,6 +239,7 @@ def generate_positions(
         if keep is None
         else (torch.from_numpy(normalize_positions(keep[0])).to(device), torch.from_numpy(keep[1]).to(device)),
         own_turn_passes if turns else 0,
+        spread == "style",
     )
     model_fn = diffusion.denoiser(
         diffusion.guided(model, cfg_scale),
@@ -246,10 +257,11 @@ def generate_positions(
 
 def constraints(model, kind, style: int, style_features, spacing_passes: int, turn_passes: int, bounds,
                 separation: Separation | None = None, separation_passes: int = 0, shapes=None, keep=None,
-                own_turn_passes: int = 0):  # fmt: skip
-    """What each denoised estimate goes through before the sampler steps (None: nothing): the source's stacks and
-    distances between non-neighbours kept, turns at jumps matched to the style descriptor's (the given one, else
-    the style class's own; none for an unstyled remap), legs pulled to the source's lengths, turns at jumps
+                own_turn_passes: int = 0, spread: bool = False):  # fmt: skip
+    """What each denoised estimate goes through before the sampler steps (None: nothing): its spread narrowed to
+    the style descriptor's (`spread`; the given descriptor, else the style class's own; none for an unstyled
+    remap), the source's stacks and distances between non-neighbours kept, turns at jumps matched to the style
+    descriptor's, legs pulled to the source's lengths inside the playfield, turns at jumps
     matched to the histogram of the estimate's own turn channels (`own_turn_passes`, models with them), then each
     slider given the source's shape (`shapes`: the source's positions and each datapoint's slider; None leaves the
     network's), and last the datapoints `keep` masks put back where it holds them (normalized positions, mask).
@@ -258,7 +270,10 @@ def constraints(model, kind, style: int, style_features, spacing_passes: int, tu
     if descriptor is None and style:
         descriptor = model.class_descriptor(style)
     histogram = None if descriptor is None or not turn_passes else descriptor[:JUMP_ANGLE_BINS]
-    steered = histogram is not None or separation is not None or own_turn_passes
+    wanted = None
+    if spread and descriptor is not None and min(descriptor_spread_px(descriptor)) > 0:
+        wanted = torch.tensor(descriptor_spread_px(descriptor)) / POSITION_SCALE
+    steered = histogram is not None or separation is not None or own_turn_passes or wanted is not None
     if not steered and not spacing_passes and shapes is None and keep is None:
         return None
     path = AimPath.from_kinds(kind) if steered else None
@@ -266,12 +281,14 @@ def constraints(model, kind, style: int, style_features, spacing_passes: int, tu
 
     def constrain(estimate, kwargs):  # positions and distances in the same normalized units
         x0, turns = estimate[..., :2], estimate[..., 2:]
+        if wanted is not None:  # first: the pulls after it need room, and narrowing last would crowd
+            x0 = narrow_spread(x0, wanted, path.hit, SPREAD_SIGMA)
         if separation is not None:
             x0 = keep_apart(x0, separation, path, passes=separation_passes)
         if histogram is not None:
             x0 = match_turns(x0, histogram, path, min_leg, passes=turn_passes, bounds=bounds)
         if spacing_passes:
-            x0 = match_spacing(x0, kwargs["distance"], kwargs["mask"], passes=spacing_passes)
+            x0 = match_spacing(x0, kwargs["distance"], kwargs["mask"], passes=spacing_passes, bounds=bounds)
         if own_turn_passes:  # after the pulls that flatten them; before slider shapes, which it would scale
             drawn = drawn_turn_histogram(turns, path, TURN_SCALE / 2, JUMP_ANGLE_BINS)
             x0 = match_turns(x0, drawn, path, min_leg, passes=own_turn_passes, bounds=bounds)

@@ -45,6 +45,7 @@ from pipeline.remap import (  # noqa: E402
     SEPARATION_PASSES,
     SLIDER_SHAPES,
     SPACING_PASSES,
+    SPREAD_CHOICES,
     TURN_PASSES,
     StyleRequest,
     choose_style,
@@ -115,6 +116,7 @@ class Remapper:
         slider_shapes: str = "source",
         playtest: int | None = None,
         own_turn_passes: int = OWN_TURN_PASSES,
+        spread: str = "style",
     ):
         self.model, self.ckpt, self.styles = load_position_model(ckpt)
         # sample.py --playtest with its default player: the replay model's own plays choose what to re-sample.
@@ -134,6 +136,7 @@ class Remapper:
             grid=grid,
             separation_passes=separation_passes,
             slider_shapes=slider_shapes,
+            spread=spread,
         )
 
     @classmethod
@@ -153,6 +156,7 @@ class Remapper:
             args.slider_shapes,
             args.playtest,
             args.own_turn_passes,
+            args.spread,
         )
 
     def style(self, style_id: int | None, mapper: str | None) -> int:
@@ -244,7 +248,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     table = pd.DataFrame(rows, columns=COLUMNS)
     summary = summarize(table, skipped, failures)
     options = "seed sampler spacing_passes strength turn_passes own_turn_passes grid separation_passes slider_shapes"
-    options = options.split()
+    options = [*options.split(), "spread"]
     summary.update({name: getattr(args, name) for name in options})
     summary.update(style=label, ckpt=str(args.ckpt), steps=args.num_sampling_steps,
                    cfg_scale=guidance_scale(args.cfg_scale, styled=style != 0))  # fmt: skip
@@ -455,6 +459,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--separation-passes", type=int, default=SEPARATION_PASSES, help="passes keeping non-neighbours apart"
     )
     p.add_argument("--slider-shapes", choices=SLIDER_SHAPES, default="source", help="as sample.py's")
+    p.add_argument("--spread", choices=SPREAD_CHOICES, default="style", help="as sample.py's")
     p.add_argument("--grid", choices=GRID_CHOICES, default="auto", help="editor grid of the remaps (as sample.py)")
     p.add_argument(
         "--strength", type=strength_value, default=1.0, help="share of the source's layout to rework (as sample.py)"

@@ -10,7 +10,14 @@ from data.beatmap.datapoints import AIM_TYPES, PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
 from data.beatmap.osu_reader import read_beatmap
 from data.position_io import POSITION_SCALE, TURN_SCALE, normalize_positions, turn_channels
 from data.style_features import JUMP_ANGLE_BINS, JUMP_PX, playable_style_features, style_features
-from dit.constraints import AimPath, drawn_turn_histogram, histogram_quantiles, match_spacing, match_turns
+from dit.constraints import (
+    AimPath,
+    drawn_turn_histogram,
+    histogram_quantiles,
+    match_spacing,
+    match_turns,
+    narrow_spread,
+)
 from pipeline import remap as pipeline_remap
 from pipeline.remap import map_tensors
 from testing.metrics import turning_angles, wasserstein_1d
@@ -42,6 +49,67 @@ def test_a_shrunken_map_gets_its_spacing_back_along_its_own_legs(fixture_maps):
     turned = (direction(fixed) - direction(shrunk)).remainder(2 * np.pi)
     turned = torch.minimum(turned, 2 * np.pi - turned)[legs]
     assert turned.median() < 0.1  # a few degrees (measured 0.056 rad): lengthened along themselves, not redrawn
+
+
+def playfield() -> tuple[torch.Tensor, torch.Tensor]:
+    corners = normalize_positions(np.array([[0, 0], [PLAYFIELD_WIDTH, PLAYFIELD_HEIGHT]], np.float32))
+    return torch.from_numpy(corners[0]), torch.from_numpy(corners[1])
+
+
+def test_a_pull_inside_the_playfield_lengthens_legs_from_their_free_end(fixture_maps):
+    fields = map_tensors(aka_no_ha(fixture_maps), 0)
+    target, mask = fields["distance"][None], fields["mask"][None]
+    low, high = playfield()
+    # 20% short and pushed right until a fifth of the points sit on the right edge
+    shrunk = torch.minimum(fields["position"][None] * 0.8 + torch.tensor([0.5, 0.0]), high)
+    assert (shrunk[0, :, 0] >= high[0]).float().mean() > 0.2
+    legs = target[:, 1:] > 0.05
+    error = lambda x: ((leg_lengths(x) - target[:, 1:]).abs() / target[:, 1:])[legs].median()  # noqa: E731
+    free = match_spacing(shrunk, target, mask, passes=8)
+    bounded = match_spacing(shrunk, target, mask, passes=8, bounds=(low, high))
+    assert (free[0, :, 0] > high[0] + 1e-6).any()  # unbounded, the pull runs off the field ...
+    assert bool(((bounded >= low) & (bounded <= high)).all())  # ... bounded it never does
+    clipped = torch.maximum(torch.minimum(free, high), low)  # the sampler's clip after an unbounded pull
+    # measured 1.7% against 3.0%
+    assert error(bounded) < 0.06 and error(bounded) < 0.75 * error(clipped), (error(bounded), error(clipped))
+
+
+def test_narrowing_the_spread_moves_passages_not_legs(fixture_maps):
+    fields = map_tensors(aka_no_ha(fixture_maps), 0)
+    path = AimPath.from_kinds(fields["kind"])
+    source = fields["position"][None].double()
+    # each passage carried along a slow loop around the field (a period of 300 datapoints), as a drifting remap
+    phase = torch.arange(source.shape[1], dtype=torch.float64) * 2 * math.pi / 300
+    wide = source + 0.3 * torch.stack([phase.sin(), phase.cos()], -1)[None]
+    wanted = source[0, path.hit].std(0)
+    narrowed = narrow_spread(wide, wanted, path.hit, 8.0)
+    spread = narrowed[0, path.hit].std(0)
+    assert wide[0, path.hit].std(0).min() > 1.15 * wanted.max()
+    assert torch.allclose(spread, wanted, rtol=0.05), (spread, wanted)
+    legs = lambda x: leg_lengths(x[:, path.hit])[0]  # noqa: E731
+    jumps = legs(source) > JUMP_PX / POSITION_SCALE
+    change = ((legs(narrowed) - legs(wide)).abs() / legs(wide))[jumps]
+    assert change.median() < 0.03, change.median()  # the drift moves neighbours alike
+    # already narrower than asked: left as it is (it never widens)
+    assert torch.equal(narrow_spread(source, 2 * wanted, path.hit, 8.0), source)
+
+
+def test_the_shipped_checkpoint_spreads_a_remap_like_its_source(fixture_maps):
+    model, ckpt, _ = pipeline_remap.load_position_model(pipeline_remap.DEFAULT_CKPT)
+    beatmap = read_beatmap(next(p for p in fixture_maps if "Rocket" in p.name))
+    datapoints = encode(beatmap)
+    hit = np.isin(datapoints.kind, sorted(AIM_TYPES))
+    source = datapoints.position[hit].std(0)
+    own = playable_style_features(datapoints)  # its own style, as sample.py asks for by default
+    spread = {}
+    for choice in pipeline_remap.SPREAD_CHOICES:
+        positions = pipeline_remap.remap_positions(
+            beatmap, model, ckpt, 0, progress=False, spread=choice, style_features=own
+        )[0]
+        spread[choice] = positions[hit].std(0)
+    # Measured: source 91 x 68 px, network 115 x 91, narrowed to the style's (its own) 91 x 69.
+    assert np.all(spread["network"] > 1.15 * source), spread
+    assert np.allclose(spread["style"], source, rtol=0.05), (spread, source)
 
 
 def test_padding_neither_moves_nor_pulls_on_real_points(fixture_maps):
@@ -205,8 +273,7 @@ def test_bounds_keep_steered_points_on_the_playfield(fixture_maps):
     fields = map_tensors(aka_no_ha(fixture_maps), 0)
     x, path = fields["position"][None], AimPath.from_kinds(fields["kind"])
     target = jump_histogram(fixture(fixture_maps, "Natsukoi"))  # straight on or straight back, 300 px jumps
-    corners = normalize_positions(np.array([[0, 0], [PLAYFIELD_WIDTH, PLAYFIELD_HEIGHT]], np.float32))
-    bounds = (torch.from_numpy(corners[0]), torch.from_numpy(corners[1]))
+    bounds = playfield()
     one_px = 1 / POSITION_SCALE
     outside = {}
     for name, given in (("free", None), ("bounded", bounds)):

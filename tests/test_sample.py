@@ -108,6 +108,17 @@ def test_negative_pass_counts_are_refused(tiny_ckpt, fixture_maps, tmp_path):
     assert not (tmp_path / "x.osu").exists()
 
 
+def test_spread_network_reaches_the_sampler_and_leaves_the_layout_wider(tiny_ckpt, fixture_maps, tmp_path):
+    source = next(p for p in fixture_maps if "Red Goose" in p.name)
+    remaps = {n: remap_bytes(tiny_ckpt, source, tmp_path / f"{n}.osu", "--spread", n) for n in ("style", "network")}
+    style, network = remaps["style"], remaps["network"]
+    assert style == remap_bytes(tiny_ckpt, source, tmp_path / "default.osu") != network
+    spread = {n: np.std([(h.x, h.y) for h in read_beatmap(tmp_path / f"{n}.osu").hit_objects], axis=0)
+              for n in ("style", "network")}  # fmt: skip
+    assert np.all(spread["style"] < spread["network"]), spread
+    assert_rhythm_kept(tmp_path / "network.osu", source)
+
+
 def remap_bytes(ckpt, source, out, *extra: str) -> bytes:
     """A 4-step remap of `source` at seed 3 through sample.py, as written."""
     args = ["--beatmap", str(source), "--ckpt", str(ckpt), "--output", str(out), "--seed", "3", *extra]
