@@ -40,7 +40,7 @@ from dit.constraints import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CKPT = ROOT / "checkpoints" / "position.pt"
+DEFAULT_CKPT = ROOT / "checkpoints" / "position_turns.pt"
 # Guidance when a map style is asked for and no scale is given: at scale 1 the shipped model follows the source's
 # own flow and a style moves it only a little (docs/decisions.md).
 STYLE_CFG_SCALE = 8.0

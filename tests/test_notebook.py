@@ -21,7 +21,7 @@ from tests.tiny_checkpoints import tiny_position_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "colab" / "osu_dit.ipynb"
-SHIPPED_POSITION = ROOT / "checkpoints" / "position.pt"
+SHIPPED_POSITION = ROOT / "checkpoints" / "position_turns.pt"
 SHIPPED_REPLAY = ROOT / "checkpoints" / "replay.pt"
 EXAMPLE = (
     ROOT / "tests/fixtures/songs/506908 Nakamura Meiko - Aka no Ha/Nakamura Meiko - Aka no Ha (Lily Bread) [Extra].osu"
