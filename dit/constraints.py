@@ -66,6 +66,8 @@ def narrow_spread(x: Tensor, wanted: Tensor, hit: Tensor, sigma: float, least: f
     The pulls that lengthen legs and keep non-neighbours apart push every step's estimate outwards, and the
     clip then piles objects onto the playfield's edge; this undoes that widening, towards the style's spread.
     """
+    if len(hit) < 3:  # no spread to speak of (and a variance of one point is undefined)
+        return x
     drift = lowpass(x, sigma)
     points, slow = x[:, hit], drift[:, hit]
     slow_var = slow.var(dim=1).clamp_min(1e-12)

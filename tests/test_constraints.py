@@ -92,6 +92,7 @@ def test_narrowing_the_spread_moves_passages_not_legs(fixture_maps):
     assert change.median() < 0.03, change.median()  # the drift moves neighbours alike
     # already narrower than asked: left as it is (it never widens)
     assert torch.equal(narrow_spread(source, 2 * wanted, path.hit, 8.0), source)
+    assert torch.equal(narrow_spread(wide, wanted, path.hit[:2], 8.0), wide)  # two aim points have no spread
 
 
 def test_the_shipped_checkpoint_spreads_a_remap_like_its_source(fixture_maps):
