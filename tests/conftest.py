@@ -1,11 +1,16 @@
+import os
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 FIXTURES = ROOT / "tests" / "fixtures"
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") != "1":
+    # One intra-op thread per test worker: workers that each start a thread per core only spin against each other.
+    torch.set_num_threads(1)
 
 
 @pytest.fixture
