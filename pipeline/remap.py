@@ -261,18 +261,17 @@ def constraints(model, kind, style: int, style_features, spacing_passes: int, tu
     """What each denoised estimate goes through before the sampler steps (None: nothing): its spread narrowed to
     the style descriptor's (`spread`; the given descriptor, else the style class's own; none for an unstyled
     remap), the source's stacks and distances between non-neighbours kept, turns at jumps matched to the style
-    descriptor's, legs pulled to the source's lengths inside the playfield, turns at jumps
-    matched to the histogram of the estimate's own turn channels (`own_turn_passes`, models with them), then each
-    slider given the source's shape (`shapes`: the source's positions and each datapoint's slider; None leaves the
-    network's), and last the datapoints `keep` masks put back where it holds them (normalized positions, mask).
-    Turn channels pass through unchanged."""
+    descriptor's, legs pulled to the source's lengths inside the playfield, turns at jumps matched to the histogram
+    of the estimate's own turn channels (`own_turn_passes`, models with them), then each slider given the source's
+    shape (`shapes`: the source's positions and each datapoint's slider; None leaves the network's), and last the
+    datapoints `keep` masks put back where it holds them (normalized positions, mask). Turn channels pass through
+    unchanged."""
     descriptor = style_features[0] if style_features is not None else None
     if descriptor is None and style:
         descriptor = model.class_descriptor(style)
     histogram = None if descriptor is None or not turn_passes else descriptor[:JUMP_ANGLE_BINS]
-    wanted = None
-    if spread and descriptor is not None and min(descriptor_spread_px(descriptor)) > 0:
-        wanted = torch.tensor(descriptor_spread_px(descriptor)) / POSITION_SCALE
+    spread_px = descriptor_spread_px(descriptor) if spread and descriptor is not None else (0.0, 0.0)
+    wanted = torch.tensor(spread_px) / POSITION_SCALE if min(spread_px) > 0 else None
     steered = histogram is not None or separation is not None or own_turn_passes or wanted is not None
     if not steered and not spacing_passes and shapes is None and keep is None:
         return None

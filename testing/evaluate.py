@@ -247,8 +247,8 @@ def evaluate(args: argparse.Namespace) -> dict:
         print(_row_line(row), flush=True)
     table = pd.DataFrame(rows, columns=COLUMNS)
     summary = summarize(table, skipped, failures)
-    options = "seed sampler spacing_passes strength turn_passes own_turn_passes grid separation_passes slider_shapes"
-    options = [*options.split(), "spread"]
+    options = ("seed", "sampler", "spacing_passes", "strength", "turn_passes", "own_turn_passes", "grid",
+               "separation_passes", "slider_shapes", "spread")  # fmt: skip
     summary.update({name: getattr(args, name) for name in options})
     summary.update(style=label, ckpt=str(args.ckpt), steps=args.num_sampling_steps,
                    cfg_scale=guidance_scale(args.cfg_scale, styled=style != 0))  # fmt: skip
